@@ -1,0 +1,11 @@
+{
+  "targets": [
+    {
+      "target_name": "sd_activate",
+      "sources": ["src/native/sd_activate.c"],
+      "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-O2"],
+      "defines": ["NAPI_VERSION=8"],
+      "libraries": ["-lrt"]
+    }
+  ]
+}

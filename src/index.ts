@@ -1,0 +1,30 @@
+export {
+  ListenFd,
+  isActivated,
+  listenFds,
+  systemdFd,
+  systemdFds,
+  type FallbackListenOptions,
+  type ListenFallback,
+  type ListenFdsOptions,
+} from './activation.js';
+export { LISTEN_FDS_START, parseListenEnvironment, type ListenEnvironment, type ProcessIdentity } from './env.js';
+export { SystemdError, type SystemError, type SystemdErrorCode } from './errors.js';
+export { InetAddress, type NetlinkAddress, type OtherAddress, type SocketAddress, type UnixAddress, type VsockAddress } from './sockaddr.js';
+export {
+  describeFdInfo,
+  formatAddress,
+  type CharacterDeviceInfo,
+  type FdInfo,
+  type FifoInfo,
+  type FileInfo,
+  type InetSocketInfo,
+  type MessageQueueInfo,
+  type NetlinkSocketInfo,
+  type OtherFdInfo,
+  type OtherSocketInfo,
+  type SocketInfo,
+  type SocketType,
+  type UnixSocketInfo,
+  type VsockSocketInfo,
+} from './socket-info.js';

@@ -1,0 +1,138 @@
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { SystemdError, isNativeErrno, systemError } from './errors.js';
+
+/** What `inspect(fd)` reports: fstat(2), and getsockopt(2)/getsockname(2)/getpeername(2) for sockets. */
+export interface RawFdFacts {
+  /** `st_mode & S_IFMT` */
+  mode: number;
+  rdevMajor: number;
+  rdevMinor: number;
+  size: number;
+  domain?: number;
+  type?: number;
+  protocol?: number;
+  acceptConn?: boolean;
+  /** The raw sockaddr from getsockname(2), exactly as long as the kernel said. */
+  local?: Buffer;
+  /** The raw sockaddr from getpeername(2); absent when not connected. */
+  peer?: Buffer;
+  /** mq_getattr(3) of a POSIX message queue. */
+  mq?: { flags: number; maxmsg: number; msgsize: number; curmsgs: number };
+}
+
+/** The constants the addon reports from the system headers. */
+export interface NativeConstants {
+  AF_UNIX: number;
+  AF_INET: number;
+  AF_INET6: number;
+  AF_NETLINK: number;
+  AF_PACKET: number;
+  AF_VSOCK: number;
+  SOCK_STREAM: number;
+  SOCK_DGRAM: number;
+  SOCK_SEQPACKET: number;
+  SOCK_RAW: number;
+  SOCK_RDM: number;
+  SOCK_CLOEXEC: number;
+  SOCK_NONBLOCK: number;
+  SOL_SOCKET: number;
+  SO_REUSEADDR: number;
+  SO_REUSEPORT: number;
+  SO_PASSCRED: number;
+  IPPROTO_IPV6: number;
+  IPV6_V6ONLY: number;
+  IPPROTO_TCP: number;
+  IPPROTO_UDP: number;
+  IPPROTO_SCTP: number;
+  S_IFSOCK: number;
+  S_IFIFO: number;
+  S_IFREG: number;
+  S_IFCHR: number;
+  S_IFDIR: number;
+  S_IFBLK: number;
+  S_IFLNK: number;
+  O_RDWR: number;
+  O_RDONLY: number;
+  O_WRONLY: number;
+  O_CREAT: number;
+  O_NONBLOCK: number;
+  O_CLOEXEC: number;
+  SCM_MAX_FD: number;
+}
+
+/** The addon's functions, one per syscall (or two, where they always go together). */
+export interface NativeBinding {
+  inspect(fd: number): RawFdFacts;
+  getCloexec(fd: number): boolean;
+  setCloexec(fd: number, on: boolean): void;
+  socket(domain: number, type: number, protocol: number): number;
+  setsockopt(fd: number, level: number, name: number, value: number): void;
+  bind(fd: number, sockaddr: Buffer): void;
+  connect(fd: number, sockaddr: Buffer): void;
+  listen(fd: number, backlog: number): void;
+  close(fd: number): void;
+  mkfifo(path: string, mode: number): void;
+  mqOpen(name: string, oflag: number, mode: number, maxmsg: number, msgsize: number): number;
+  mqUnlink(name: string): void;
+  pidfdInodeId(): bigint | null;
+  pipe(): [number, number];
+  notifySend(
+    sockaddr: Buffer,
+    message: Buffer,
+    fds: readonly number[] | null,
+    cred: { pid: number; uid: number; gid: number } | null,
+  ): number;
+  constants: NativeConstants;
+}
+
+let binding: NativeBinding | undefined;
+
+/**
+ * The addon, loaded on first use: a process that is not activated never pays for it.
+ * Every function is wrapped so that a failed syscall surfaces as a Node-style error
+ * (`code`, `errno`, `syscall`, and the `fd` it was about).
+ *
+ * @throws SystemdError `ERR_SD_UNSUPPORTED_PLATFORM` outside Linux, or when no binary fits.
+ */
+export function native(): NativeBinding {
+  if (binding) return binding;
+  if (process.platform !== 'linux') {
+    throw new SystemdError(
+      'ERR_SD_UNSUPPORTED_PLATFORM',
+      `systemd socket activation and sd_notify exist only on Linux (this is ${process.platform})`,
+    );
+  }
+  let raw: NativeBinding;
+  try {
+    const require = createRequire(import.meta.url);
+    const load = require('node-gyp-build') as (dir: string) => NativeBinding;
+    raw = load(fileURLToPath(new URL('../..', import.meta.url)));
+  } catch (cause) {
+    throw new SystemdError(
+      'ERR_SD_UNSUPPORTED_PLATFORM',
+      `sd-activate's native addon could not be loaded for ${process.platform}-${process.arch}: ${(cause as Error).message}`,
+      { cause },
+    );
+  }
+  binding = wrap(raw);
+  return binding;
+}
+
+function wrap(raw: NativeBinding): NativeBinding {
+  const out: Record<string, unknown> = { constants: raw.constants };
+  for (const [name, fn] of Object.entries(raw)) {
+    if (typeof fn !== 'function') continue;
+    out[name] = function (this: unknown, ...args: unknown[]): unknown {
+      try {
+        return (fn as (...a: unknown[]) => unknown)(...args);
+      } catch (error) {
+        if (!isNativeErrno(error)) throw error;
+        const first = args[0];
+        const detail = typeof first === 'number' ? { fd: first } : typeof first === 'string' ? { path: first } : {};
+        throw systemError(error.errno, error.syscall, detail, error.message);
+      }
+    };
+  }
+  return out as unknown as NativeBinding;
+}
