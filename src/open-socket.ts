@@ -1,0 +1,53 @@
+import { chmodSync } from 'node:fs';
+import { native } from './native.js';
+import { encodeSockaddr, type BindAddress } from './sockaddr.js';
+
+/** A socket to create the way a .socket unit would, outside Node's event loop. */
+export interface SocketDescription {
+  type: 'stream' | 'dgram' | 'seqpacket';
+  address: BindAddress;
+  /** listen(2) backlog for stream and seqpacket sockets (default 4096, systemd's Backlog= default SOMAXCONN). */
+  backlog?: number;
+  /** SO_REUSEADDR (default true for IP sockets, as systemd sets it). */
+  reuseAddress?: boolean;
+  /** SO_REUSEPORT (ReusePort=, default false). */
+  reusePort?: boolean;
+  /** IPV6_V6ONLY (BindIPv6Only=); left at the kernel default when undefined. */
+  v6Only?: boolean;
+  /** Mode of a unix socket file (SocketMode=, default 0o666). */
+  mode?: number;
+}
+
+/**
+ * Creates, binds and (for stream and seqpacket) listens a socket, returning its fd. The fd is
+ * close-on-exec and not registered in Node's event loop, so this process never accepts on it:
+ * it is for handing to a child (at fd 3+) and for tests. Close it with `closeFd()`.
+ *
+ * @throws a Node-style error (`EADDRINUSE`, `EACCES`, ...) from the failing syscall
+ * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.socket.html
+ */
+export function openSocket(desc: SocketDescription): number {
+  const n = native();
+  const c = n.constants;
+  const family = desc.address.family;
+  const domain = family === 'ipv4' ? c.AF_INET : family === 'ipv6' ? c.AF_INET6 : c.AF_UNIX;
+  const type = desc.type === 'stream' ? c.SOCK_STREAM : desc.type === 'dgram' ? c.SOCK_DGRAM : c.SOCK_SEQPACKET;
+  const fd = n.socket(domain, type | c.SOCK_CLOEXEC, 0);
+  try {
+    if (family !== 'unix' && (desc.reuseAddress ?? true)) n.setsockopt(fd, c.SOL_SOCKET, c.SO_REUSEADDR, 1);
+    if (desc.reusePort) n.setsockopt(fd, c.SOL_SOCKET, c.SO_REUSEPORT, 1);
+    if (family === 'ipv6' && desc.v6Only !== undefined) n.setsockopt(fd, c.IPPROTO_IPV6, c.IPV6_V6ONLY, desc.v6Only ? 1 : 0);
+    n.bind(fd, encodeSockaddr(desc.address));
+    if ('path' in desc.address) chmodSync(desc.address.path, desc.mode ?? 0o666);
+    if (desc.type !== 'dgram') n.listen(fd, desc.backlog ?? 4096);
+    return fd;
+  } catch (error) {
+    n.close(fd);
+    throw error;
+  }
+}
+
+/** Closes an fd made by {@link openSocket} (or any fd this process owns outside Node's loop). */
+export function closeFd(fd: number): void {
+  native().close(fd);
+}
