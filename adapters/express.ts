@@ -1,0 +1,41 @@
+/**
+ * sd-activate/express: an Express app served on every inherited fd of a name.
+ *
+ * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.socket.html#ListenStream=
+ * @module
+ */
+import * as http from 'node:http';
+import * as https from 'node:https';
+import { listenAll, streamTargets, type AdapterOptions } from './targets.js';
+
+export type { AdapterOptions } from './targets.js';
+
+/** Options of {@link listen}. */
+export interface ExpressListenOptions extends AdapterOptions {
+  /** Serve HTTPS with these TLS options instead of HTTP. */
+  https?: https.ServerOptions;
+  /** http.createServer() options (ignored with `https`). */
+  server?: http.ServerOptions;
+}
+
+/**
+ * What `app.listen()` does, for every inherited fd named `name`: one http.Server (or
+ * https.Server) per fd, all serving `app`; one on the fallback when not activated.
+ * Express 4 and 5 apps alike: an app is a request listener.
+ *
+ * @example
+ * ```js
+ * const app = express();
+ * await listen(app, 'http', { fallback: 3000 });
+ * ```
+ * @throws SystemdError `ERR_SD_FD_UNSUITABLE` for an fd that is not a listening stream socket,
+ *   and the errors of systemdFds()
+ * @see https://www.freedesktop.org/software/systemd/man/latest/sd_listen_fds.html
+ */
+export function listen(app: http.RequestListener, name: string, options: ExpressListenOptions = {}): Promise<Array<http.Server | https.Server>> {
+  if (typeof app !== 'function') throw new TypeError('app must be an Express application (a request listener)');
+  const targets = streamTargets(name, 'sd-activate/express', options);
+  return listenAll<http.Server | https.Server>(targets, () =>
+    options.https ? https.createServer(options.https, app) : http.createServer(options.server ?? {}, app),
+  );
+}

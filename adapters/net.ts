@@ -1,0 +1,64 @@
+/**
+ * sd-activate/net: net.Server on every inherited fd of a name, and the connection of an
+ * Accept=yes service.
+ *
+ * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.socket.html
+ * @module
+ */
+import { Server, Socket, createServer, type ServerOpts } from 'node:net';
+import { ListenFd, SystemdError, listenFds } from '../src/index.js';
+import { listenAll, streamTargets, type AdapterOptions } from './targets.js';
+
+export type { AdapterOptions } from './targets.js';
+
+/** Options of {@link listen}: the fallback, and net.createServer()'s own options. */
+export interface NetListenOptions extends AdapterOptions {
+  server?: ServerOpts;
+}
+
+/**
+ * One net.Server per inherited fd named `name` (a name often covers an IPv4 and an IPv6
+ * socket), each with `connectionListener`; or one on the fallback when not activated.
+ * Resolves once every server listens.
+ *
+ * @example
+ * ```js
+ * const servers = await listen('echo', (socket) => socket.pipe(socket), { fallback: 7000 });
+ * ```
+ * @throws SystemdError `ERR_SD_FD_UNSUITABLE` for an fd that is not a listening stream socket,
+ *   and the errors of systemdFds()
+ * @see https://www.freedesktop.org/software/systemd/man/latest/sd_listen_fds.html
+ */
+export function listen(name: string, connectionListener: (socket: Socket) => void, options: NetListenOptions = {}): Promise<Server[]> {
+  if (typeof connectionListener !== 'function') throw new TypeError('connectionListener must be a function');
+  const targets = streamTargets(name, 'sd-activate/net', options);
+  return listenAll(targets, () => createServer(options.server ?? {}, connectionListener));
+}
+
+/**
+ * The connection an `Accept=yes` service is started for (fd 3, named "connection" by systemd),
+ * as a net.Socket.
+ *
+ * @throws SystemdError `ERR_SD_NOT_ACTIVATED` when nothing was passed, `ERR_SD_FD_NOT_FOUND` when
+ *   no fd has the name, `ERR_SD_FD_UNSUITABLE` when it is not a connected stream socket
+ * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.socket.html#Accept=
+ */
+export function connection(name = 'connection'): Socket {
+  const fds = listenFds();
+  if (fds.length === 0) {
+    throw new SystemdError('ERR_SD_NOT_ACTIVATED', `no connection was passed: this is not an Accept=yes service (LISTEN_FDS is not set for this process)`);
+  }
+  const handle = fds.find((f) => f.name === name) ?? (name === 'connection' && fds.length === 1 ? fds[0] : undefined);
+  if (!(handle instanceof ListenFd)) {
+    throw new SystemdError('ERR_SD_FD_NOT_FOUND', `no inherited fd is named "${name}"; there are ${fds.map((f) => `"${f.name}"`).join(', ')}`);
+  }
+  const info = handle.info;
+  if (info.kind !== 'socket' || info.type !== 'stream' || info.listening || (info.family !== 'ipv4' && info.family !== 'ipv6' && info.family !== 'unix')) {
+    throw new SystemdError(
+      'ERR_SD_FD_UNSUITABLE',
+      `fd ${handle.fd} "${handle.name}" is ${handle.describe()}; connection() needs one connected stream socket (Accept=yes)` +
+        (info.kind === 'socket' && info.listening ? '; a listening socket is served with listen()' : ''),
+    );
+  }
+  return new Socket({ fd: handle.fd, readable: true, writable: true });
+}

@@ -1,0 +1,40 @@
+import type { ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { spawnActivated, waitForLine } from '../support/activated-child.js';
+
+export const ADAPTER_APP = fileURLToPath(new URL('../fixtures/adapter-app.js', import.meta.url));
+
+export interface AppRun {
+  child: ChildProcess;
+  /** The `LISTENING` JSON, or undefined when the adapter refused. */
+  result?: unknown;
+  /** The `ERROR` line's code and message. */
+  error?: { code: string; message: string };
+}
+
+/** Starts the adapter fixture with `fds` at 3+ named `names` (or not activated when fds is null). */
+export async function startApp(
+  adapter: string,
+  name: string,
+  activation: { fds: number[]; names: string[] } | null,
+  fallback?: unknown,
+  env: Record<string, string | undefined> = {},
+): Promise<AppRun> {
+  const args = [ADAPTER_APP, adapter, name, ...(fallback === undefined ? [] : [JSON.stringify(fallback)])];
+  const child = activation
+    ? spawnActivated({ fds: activation.fds, names: activation.names, command: process.execPath, args, env })
+    : spawnActivated({ fds: [], listenPid: 'none', command: process.execPath, args, env: { ...env, LISTEN_FDS: undefined } });
+  const line = await waitForLine(child, (l) => l.startsWith('LISTENING ') || l.startsWith('ERROR '));
+  if (line.startsWith('LISTENING ')) return { child, result: JSON.parse(line.slice('LISTENING '.length)) };
+  const [, code = '', ...rest] = line.split(' ');
+  return { child, error: { code, message: rest.join(' ') } };
+}
+
+/** Kills the child and waits for it to be gone. */
+export function stop(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGKILL');
+  });
+}
