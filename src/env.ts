@@ -38,6 +38,9 @@ const INT_MAX = 2 ** 31 - 1;
  * systemd's 0b/0o/0x prefixes and leading white space), the same order of checks, the same
  * escapes in LISTEN_FDNAMES. A pure function: no I/O, nothing unset.
  *
+ * test/env-libsystemd.test.ts compares it with libsystemd 252's own function. LISTEN_PIDFDID is
+ * newer than 252 (which ignores it) and is read the way current libsystemd reads it.
+ *
  * Not being activated (no LISTEN_PID, another process's pid, no LISTEN_FDS) is not an error.
  *
  * @throws SystemdError with the errno libsystemd would return (`errno` is negative, e.g. -22 for EINVAL)
@@ -51,13 +54,17 @@ export function parseListenEnvironment(
   // LISTEN_FDNAMES is an error even when the rest says "not for us".
   const rawNames = env.LISTEN_FDNAMES;
   const names = rawNames === undefined ? undefined : splitNames(rawNames);
-  if (typeof names === 'number') throw listenError('ERR_SD_LISTEN_FDNAMES_INVALID', 'LISTEN_FDNAMES', rawNames!, names);
+  if (typeof names === 'number') {
+    throw listenError('ERR_SD_LISTEN_FDNAMES_INVALID', 'LISTEN_FDNAMES', rawNames!, names, 'cannot be split into names: it ends in a lone backslash');
+  }
 
   const rawPid = env.LISTEN_PID;
   if (rawPid === undefined) return { activated: false, reason: 'LISTEN_PID is not set' };
-  const pid = parseUnsigned(rawPid, 64n);
-  if (typeof pid === 'number' || pid <= 0n || pid > BigInt(INT_MAX)) {
-    throw listenError('ERR_SD_LISTEN_PID_INVALID', 'LISTEN_PID', rawPid, typeof pid === 'number' ? pid : ERANGE);
+  // parse_pid(): safe_atolu(), then ERANGE for anything that is not a valid pid_t above 0.
+  const pid = parseU64(rawPid);
+  if (typeof pid === 'number') throw listenError('ERR_SD_LISTEN_PID_INVALID', 'LISTEN_PID', rawPid, pid);
+  if (pid <= 0n || pid > BigInt(INT_MAX)) {
+    throw listenError('ERR_SD_LISTEN_PID_INVALID', 'LISTEN_PID', rawPid, ERANGE, `is not a pid (1 to ${INT_MAX})`);
   }
   if (Number(pid) !== self.pid) {
     return {
@@ -70,7 +77,9 @@ export function parseListenEnvironment(
 
   const rawPidfdId = env.LISTEN_PIDFDID;
   if (rawPidfdId !== undefined) {
-    const id = parseUnsigned(rawPidfdId, 64n);
+    // Newer libsystemd (LISTEN_PIDFDID postdates systemd 252, which ignores it): safe_atou64(),
+    // read only once LISTEN_PID matched; compared only where pidfds have unique inode ids.
+    const id = parseU64(rawPidfdId);
     if (typeof id === 'number') throw listenError('ERR_SD_LISTEN_PIDFDID_INVALID', 'LISTEN_PIDFDID', rawPidfdId, id);
     const own = self.pidfdId();
     if (own !== null && own !== id) {
@@ -82,11 +91,13 @@ export function parseListenEnvironment(
   if (rawFds === undefined) return { activated: false, reason: 'LISTEN_FDS is not set' };
   const count = parseInt32(rawFds);
   if (typeof count === 'object') throw listenError('ERR_SD_LISTEN_FDS_INVALID', 'LISTEN_FDS', rawFds, count.errno);
-  if (count <= 0 || count > INT_MAX - LISTEN_FDS_START) {
-    throw listenError('ERR_SD_LISTEN_FDS_INVALID', 'LISTEN_FDS', rawFds, EINVAL);
+  // EINVAL, not ERANGE, for a count that fits an int but not the protocol (0 included).
+  if (count <= 0) throw listenError('ERR_SD_LISTEN_FDS_INVALID', 'LISTEN_FDS', rawFds, EINVAL, 'is not a positive fd count');
+  if (count > INT_MAX - LISTEN_FDS_START) {
+    throw listenError('ERR_SD_LISTEN_FDS_INVALID', 'LISTEN_FDS', rawFds, EINVAL, `is larger than ${INT_MAX - LISTEN_FDS_START}, the most fds sd_listen_fds(3) accepts`);
   }
 
-  if (names === undefined) return { activated: true, count, names: new Array<string>(count).fill('unknown') };
+  if (names === undefined) return { activated: true, count, names: unknownNames(count) };
   if (names.length !== count) {
     throw new SystemdError(
       'ERR_SD_LISTEN_FDNAMES_INVALID',
@@ -98,14 +109,37 @@ export function parseListenEnvironment(
   return { activated: true, count, names };
 }
 
-function listenError(code: SystemdErrorCode, variable: string, value: string, errno: number): SystemdError {
-  const why = errno === ERANGE ? 'out of range' : 'not a valid number';
-  const what = variable === 'LISTEN_FDS' && errno === EINVAL && /^\s*[-+]?\d+$/.test(value) ? 'not a positive fd count' : why;
-  const message =
-    variable === 'LISTEN_FDNAMES'
-      ? `LISTEN_FDNAMES=${JSON.stringify(value)} cannot be split into names (a trailing backslash)`
-      : `${variable}=${JSON.stringify(value)} is ${what}`;
-  return new SystemdError(code, message, { cause: { errno: -errno } });
+/**
+ * Above this many fds, the "unknown" names are not allocated one by one: see {@link unknownNames}.
+ * 2^20 is the kernel's default fs.nr_open, the usual ceiling of RLIMIT_NOFILE.
+ */
+const EAGER_NAMES_MAX = 1 << 20;
+
+/**
+ * `count` times "unknown". LISTEN_FDS may say up to INT_MAX - 3, and filling an array that long
+ * aborts node (out of memory) before anything could notice that most of those fds do not exist;
+ * libsystemd fails with EBADF at the first closed fd, before it allocates a single name. So a
+ * count beyond what a process normally can have open gets an array that reads "unknown" at
+ * every index below `count` without storing any of them.
+ */
+function unknownNames(count: number): string[] {
+  if (count <= EAGER_NAMES_MAX) return new Array<string>(count).fill('unknown');
+  const isIndex = (key: string | symbol): boolean => typeof key === 'string' && /^(0|[1-9]\d*)$/.test(key) && Number(key) < count;
+  return new Proxy(new Array<string>(count), {
+    get: (target, key, receiver) => (isIndex(key) ? 'unknown' : Reflect.get(target, key, receiver)),
+    has: (target, key) => isIndex(key) || Reflect.has(target, key),
+    getOwnPropertyDescriptor: (target, key) =>
+      isIndex(key) ? { value: 'unknown', writable: true, enumerable: true, configurable: true } : Reflect.getOwnPropertyDescriptor(target, key),
+  });
+}
+
+/**
+ * The error for a variable libsystemd refuses: the message names the variable and its value, then
+ * says what is wrong (`problem`; by default from the errno: EINVAL "is not a number", ERANGE "is out of range").
+ */
+function listenError(code: SystemdErrorCode, variable: string, value: string, errno: number, problem?: string): SystemdError {
+  const why = problem ?? (errno === ERANGE ? 'is out of range' : 'is not a number');
+  return new SystemdError(code, `${variable}=${JSON.stringify(value)} ${why}`, { cause: { errno: -errno } });
 }
 
 /** systemd's WHITESPACE, skipped before its own prefix check. */
@@ -118,14 +152,29 @@ const C_SPACE = ' \t\n\v\f\r';
  * Returns the rest and the base to use (0: let strtol decide).
  */
 function mangleBase(s: string): [string, number] {
-  const prefix = s.slice(0, 2).toLowerCase();
-  if (prefix === '0b') return [s.slice(2), 2];
-  if (prefix === '0o') return [s.slice(2), 8];
+  // STARTSWITH_SET(s, "0b", "0B") and (s, "0o", "0O"): exact bytes, no case folding beyond these.
+  const prefix = s.slice(0, 2);
+  if (prefix === '0b' || prefix === '0B') return [s.slice(2), 2];
+  if (prefix === '0o' || prefix === '0O') return [s.slice(2), 8];
   return [s, 0];
 }
 
-/** strtol/strtoull on the whole string: the sign, the magnitude, or an errno. */
-function strtoWhole(input: string, base: number): { negative: boolean; magnitude: bigint } | number {
+/** Larger than any limit a caller checks (UINT64_MAX, LONG_MAX, -LONG_MIN). */
+const SCAN_CLAMP = 1n << 65n;
+
+/** What strtol(3)/strtoull(3) saw in a string, before the caller's checks. */
+interface StrtoScan {
+  negative: boolean;
+  /** The digits' value, exact up to {@link SCAN_CLAMP} (above, only "too large" matters): the caller decides what overflows. */
+  magnitude: bigint;
+  /** False when there were no digits at all (strtol leaves endptr at the very start). */
+  digits: boolean;
+  /** True when characters follow the digits (`*endptr != 0`). */
+  trailing: boolean;
+}
+
+/** strtol/strtoull's scan of `input` in `base` (0: decide from a 0x or 0 prefix). */
+function strtoScan(input: string, base: number): StrtoScan {
   let i = 0;
   while (i < input.length && C_SPACE.includes(input[i]!)) i++;
   let negative = false;
@@ -134,6 +183,7 @@ function strtoWhole(input: string, base: number): { negative: boolean; magnitude
     i++;
   }
   if (base === 0 || base === 16) {
+    // "0x" counts as a prefix only when a hex digit follows: "0xg" is the number 0, then "xg".
     const hasHexPrefix = input[i] === '0' && (input[i + 1] === 'x' || input[i + 1] === 'X') && isDigit(input[i + 2], 16);
     if (hasHexPrefix) {
       base = 16;
@@ -145,12 +195,11 @@ function strtoWhole(input: string, base: number): { negative: boolean; magnitude
   const start = i;
   let magnitude = 0n;
   while (i < input.length && isDigit(input[i], base)) {
-    magnitude = magnitude * BigInt(base) + BigInt(parseInt(input[i]!, base));
+    // Stop growing once past every limit: a 128 KiB run of digits would otherwise cost seconds of bigint work.
+    if (magnitude <= SCAN_CLAMP) magnitude = magnitude * BigInt(base) + BigInt(parseInt(input[i]!, base));
     i++;
   }
-  // No digits: strtol leaves endptr at the very start; either way systemd says EINVAL.
-  if (i === start || i !== input.length) return EINVAL;
-  return { negative, magnitude };
+  return { negative, magnitude, digits: i > start, trailing: i < input.length };
 }
 
 function isDigit(c: string | undefined, base: number): boolean {
@@ -159,33 +208,52 @@ function isDigit(c: string | undefined, base: number): boolean {
   return !Number.isNaN(value) && value < base;
 }
 
-/** safe_atolu()/safe_atou64(): unsigned, `bits` wide. Returns the value or an errno. */
-function parseUnsigned(s: string, bits: bigint): bigint | number {
-  let rest = s;
+/**
+ * The checks every safe_ato*() makes after strtol/strtoull, in systemd's order: errno first
+ * (ERANGE, set while strtol consumed the digits, so even "99999999999999999999x" is ERANGE,
+ * not EINVAL), then "no digits" or "something follows the digits" (EINVAL).
+ * Returns an errno, or 0 when the scan is a whole number that did not overflow.
+ */
+function strtoErrno(scan: StrtoScan, overflows: boolean): number {
+  if (!scan.digits) return EINVAL;
+  if (overflows) return ERANGE;
+  if (scan.trailing) return EINVAL;
+  return 0;
+}
+
+const U64_MAX = (1n << 64n) - 1n;
+const LONG_MAX = (1n << 63n) - 1n;
+
+/**
+ * safe_atolu() (parse_pid()) / safe_atou64() on 64-bit Linux: both are strtoull() underneath.
+ * Returns the value or an errno.
+ */
+function parseU64(s: string): bigint | number {
   let i = 0;
-  while (i < rest.length && WHITESPACE.includes(rest[i]!)) i++;
-  rest = rest.slice(i);
-  const [mangled, base] = mangleBase(rest);
-  const parsed = strtoWhole(mangled, base);
-  if (typeof parsed === 'number') return parsed;
-  const max = (1n << bits) - 1n;
-  if (parsed.magnitude > max) return ERANGE;
-  // strtoull negates in unsigned arithmetic; systemd then refuses a leading '-' unless the value is 0.
-  const value = parsed.negative ? (max + 1n - parsed.magnitude) & max : parsed.magnitude;
+  while (i < s.length && WHITESPACE.includes(s[i]!)) i++;
+  const [mangled, base] = mangleBase(s.slice(i));
+  const scan = strtoScan(mangled, base);
+  // strtoull overflows on the magnitude, whatever the sign.
+  const errno = strtoErrno(scan, scan.magnitude > U64_MAX);
+  if (errno !== 0) return errno;
+  // strtoull negates in unsigned arithmetic; systemd then refuses a '-' as the very first character
+  // after its prefix, unless the value is 0. ("0b -1", with a space, is UINT64_MAX: glibc skips the
+  // space, systemd looks only at the first character.)
+  const value = scan.negative ? (U64_MAX + 1n - scan.magnitude) & U64_MAX : scan.magnitude;
   if (value !== 0n && mangled[0] === '-') return ERANGE;
   return value;
 }
 
-/** safe_atoi(): a C int through strtol. Returns the value or { errno }. */
+/** safe_atoi(): strtol() into a long, then refused if it does not fit an int. Returns the value or { errno }. */
 function parseInt32(s: string): number | { errno: number } {
   let i = 0;
   while (i < s.length && WHITESPACE.includes(s[i]!)) i++;
   const [mangled, base] = mangleBase(s.slice(i));
-  const parsed = strtoWhole(mangled, base);
-  if (typeof parsed === 'number') return { errno: parsed };
-  const value = parsed.negative ? -parsed.magnitude : parsed.magnitude;
-  // strtol saturates at the range of long; safe_atoi then refuses what does not fit an int.
-  if (value > (1n << 63n) - 1n || value < -(1n << 63n)) return { errno: ERANGE };
+  const scan = strtoScan(mangled, base);
+  // strtol overflows (errno ERANGE) past LONG_MAX, or past -LONG_MIN for a negative number.
+  const errno = strtoErrno(scan, scan.magnitude > (scan.negative ? LONG_MAX + 1n : LONG_MAX));
+  if (errno !== 0) return { errno };
+  const value = scan.negative ? -scan.magnitude : scan.magnitude;
   if (value > BigInt(INT_MAX) || value < -BigInt(INT_MAX) - 1n) return { errno: ERANGE };
   return Number(value);
 }
