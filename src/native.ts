@@ -119,6 +119,13 @@ export function native(): NativeBinding {
   return binding;
 }
 
+/**
+ * The functions whose first argument is a number but not an fd: socket(domain, ...) failing
+ * must not read "(fd 2)". Every other leading number is the fd the call was about, and a
+ * leading string the path or queue name.
+ */
+const NUMBER_FIRST_NOT_FD = new Set(['socket']);
+
 function wrap(raw: NativeBinding): NativeBinding {
   const out: Record<string, unknown> = { constants: raw.constants };
   for (const [name, fn] of Object.entries(raw)) {
@@ -129,7 +136,8 @@ function wrap(raw: NativeBinding): NativeBinding {
       } catch (error) {
         if (!isNativeErrno(error)) throw error;
         const first = args[0];
-        const detail = typeof first === 'number' ? { fd: first } : typeof first === 'string' ? { path: first } : {};
+        const detail =
+          typeof first === 'number' && !NUMBER_FIRST_NOT_FD.has(name) ? { fd: first } : typeof first === 'string' ? { path: first } : {};
         throw systemError(error.errno, error.syscall, detail, error.message);
       }
     };

@@ -219,12 +219,20 @@ export function encodeSockaddr(address: BindAddress): Buffer {
     else buf.writeUInt32BE(address.scopeId ?? 0, 24);
     return buf;
   }
+  if (address.family !== 'unix') {
+    throw new TypeError(`address.family must be 'ipv4', 'ipv6' or 'unix', got ${JSON.stringify((address as { family?: unknown }).family)}`);
+  }
   const abstract = 'abstract' in address;
-  const name = Buffer.from(abstract ? address.abstract : address.path, 'utf8');
+  const text: unknown = abstract ? address.abstract : address.path;
+  if (typeof text !== 'string') throw new TypeError(`unix socket ${abstract ? 'abstract name' : 'path'} must be a string`);
+  const name = Buffer.from(text, 'utf8');
   const length = name.length + 1; // the leading NUL of an abstract name, or the trailing one of a path
-  if (length > UNIX_PATH_MAX || (!abstract && name.length === 0)) {
+  if (length > UNIX_PATH_MAX || name.length === 0) {
     throw new TypeError(`unix socket ${abstract ? 'name' : 'path'} must be 1 to ${UNIX_PATH_MAX - 1} bytes`);
   }
+  // The kernel ends a path at its first NUL: "a\0b" would bind "a". An abstract name is
+  // taken by its exact length, so a NUL inside one is just a byte.
+  if (!abstract && name.includes(0)) throw new TypeError(`unix socket path must not contain NUL: ${JSON.stringify(text)}`);
   // An abstract name is exactly as long as given (no trailing NUL), as systemd binds it;
   // a path gets its terminating NUL counted, as systemd does too.
   const buf = Buffer.alloc(UNIX_PATH_OFFSET + length);
@@ -243,10 +251,11 @@ function checkPort(port: number): number {
   return port;
 }
 
-/** Dotted-quad only, as inet_pton(3) takes it. */
+/** Dotted-quad only, as inet_pton(3) takes it: no leading zeros (`010` is not 10 there, nor 8). */
 export function parseIPv4(text: string): number[] {
+  if (typeof text !== 'string') throw new TypeError(`not an IPv4 address: ${String(text)}`);
   const parts = text.split('.');
-  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) {
+  if (parts.length !== 4 || parts.some((p) => !/^(0|[1-9]\d{0,2})$/.test(p) || Number(p) > 255)) {
     throw new TypeError(`not an IPv4 address: ${JSON.stringify(text)}`);
   }
   return parts.map(Number);
@@ -255,8 +264,9 @@ export function parseIPv4(text: string): number[] {
 /** RFC 4291 text (with an optional dotted IPv4 tail) to 16 bytes. */
 export function parseIPv6(text: string): Uint8Array {
   const fail = (): never => {
-    throw new TypeError(`not an IPv6 address: ${JSON.stringify(text)}`);
+    throw new TypeError(`not an IPv6 address: ${typeof text === 'string' ? JSON.stringify(text) : String(text)}`);
   };
+  if (typeof text !== 'string') fail();
   let hex = text;
   const lastColon = hex.lastIndexOf(':');
   if (lastColon === -1) fail();

@@ -153,7 +153,15 @@ export function toFdInfo(fd: number, facts: RawFdFacts, c: NativeConstants): FdI
       case 'unix':
         return { ...common, family: 'unix', local, peer: peer && peer.family === 'unix' ? peer : null };
       case 'netlink':
-        return { ...common, family: 'netlink', protocol: facts.protocol ?? 0, local, peer: peer && peer.family === 'netlink' ? peer : null };
+        // getpeername(2) never fails on netlink: a socket nobody connect()ed reports its default
+        // destination, the kernel (port 0, no groups). That is no peer in the sense of the others.
+        return {
+          ...common,
+          family: 'netlink',
+          protocol: facts.protocol ?? 0,
+          local,
+          peer: peer && peer.family === 'netlink' && (peer.portId !== 0 || peer.groups !== 0) ? peer : null,
+        };
       case 'vsock':
         return { ...common, family: 'vsock', local, peer: peer && peer.family === 'vsock' ? peer : null };
       default:
@@ -170,12 +178,25 @@ export function toFdInfo(fd: number, facts: RawFdFacts, c: NativeConstants): FdI
   return { kind: 'other', path: fdPath(fd), mode: facts.mode };
 }
 
-/** An address as systemd prints it after `Listen:`: `127.0.0.1:80`, `[::]:80`, `/run/x.sock`, `@name`. */
+const C_ESCAPES: Record<string, string> = { '\\': '\\\\', '\x07': '\\a', '\b': '\\b', '\f': '\\f', '\n': '\\n', '\r': '\\r', '\t': '\\t', '\v': '\\v' };
+
+/**
+ * Control bytes C-escaped, as systemd's cescape() prints socket names: an abstract name may hold
+ * any byte (a NUL too), and a raw one in a log line or terminal would hide or garble the rest.
+ */
+function escapeName(name: string): string {
+  return name.replace(/[\x00-\x1f\x7f\\]/g, (ch) => C_ESCAPES[ch] ?? `\\${ch.charCodeAt(0).toString(8).padStart(3, '0')}`);
+}
+
+/**
+ * An address as systemd prints it after `Listen:`: `127.0.0.1:80`, `[::]:80`, `/run/x.sock`, `@name`.
+ * Control characters and backslashes in unix names are C-escaped (`@a\000b` for a NUL).
+ */
 export function formatAddress(address: InetAddress | UnixAddress | NetlinkAddress | VsockAddress | OtherAddress): string {
   if (address instanceof InetAddress) return address.toString();
   switch (address.family) {
     case 'unix':
-      return address.kind === 'path' ? address.path : address.kind === 'abstract' ? `@${address.name}` : '(unnamed)';
+      return address.kind === 'path' ? escapeName(address.path) : address.kind === 'abstract' ? `@${escapeName(address.name)}` : '(unnamed)';
     case 'netlink':
       return `netlink ${address.portId}`;
     case 'vsock':
@@ -186,15 +207,17 @@ export function formatAddress(address: InetAddress | UnixAddress | NetlinkAddres
 }
 
 /**
- * One line for a person: `tcp 127.0.0.1:8080 (stream, listening)`, `unix /run/app.sock (dgram)`,
- * `fifo /run/app.fifo`.
+ * One line for a person: `tcp 127.0.0.1:8080 (ipv4 stream, listening)`, `unix /run/app.sock (dgram)`,
+ * `netlink 4242 (raw)`, `fifo /run/app.fifo`, `character device /dev/null (1:3)`.
  */
 export function describeFdInfo(info: FdInfo): string {
   if (info.kind !== 'socket') {
     const where = info.path ?? '(no path)';
     return info.kind === 'character-device' ? `character device ${where} (${info.major}:${info.minor})` : `${info.kind} ${where}`;
   }
-  const what = info.family === 'ipv4' || info.family === 'ipv6' ? info.protocol : info.family;
-  const state = info.listening ? ', listening' : info.local && 'peer' in info && info.peer ? `, connected to ${formatAddress(info.peer)}` : '';
-  return `${what} ${formatAddress(info.local)} (${info.family === 'ipv4' || info.family === 'ipv6' ? `${info.family} ` : ''}${info.type}${state})`;
+  const inet = info.family === 'ipv4' || info.family === 'ipv6';
+  // formatAddress() already names netlink, vsock and other families: no "netlink netlink 0".
+  const what = inet ? `${info.protocol} ` : info.family === 'unix' ? 'unix ' : '';
+  const state = info.listening ? ', listening' : 'peer' in info && info.peer ? `, connected to ${formatAddress(info.peer)}` : '';
+  return `${what}${formatAddress(info.local)} (${inet ? `${info.family} ` : ''}${info.type}${state})`;
 }

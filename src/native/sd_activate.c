@@ -67,10 +67,16 @@ static int get_args(napi_env env, napi_callback_info info, size_t want, napi_val
   return argc >= want;
 }
 
+/* Only a number that is exactly a C int: napi_get_value_int32() alone would
+ * truncate 3.5 to 3 and wrap 2**32 + 3 to 3, and so act on an fd nobody named. */
 static int get_int(napi_env env, napi_value value, int32_t *out) {
   napi_valuetype type;
+  double d;
   if (napi_typeof(env, value, &type) != napi_ok || type != napi_number) return 0;
-  return napi_get_value_int32(env, value, out) == napi_ok;
+  if (napi_get_value_double(env, value, &d) != napi_ok) return 0;
+  if (!(d >= INT32_MIN && d <= INT32_MAX) || d != (double)(int32_t)d) return 0;
+  *out = (int32_t)d;
+  return 1;
 }
 
 static napi_value make_int(napi_env env, int64_t v) {
@@ -256,10 +262,12 @@ static napi_value do_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* A string that fits with its NUL and has no NUL inside: the C call would
+ * silently stop at an embedded one and act on a shorter name. */
 static int get_string(napi_env env, napi_value value, char *buf, size_t size) {
   size_t len;
   if (napi_get_value_string_utf8(env, value, buf, size, &len) != napi_ok) return 0;
-  return len < size - 1;
+  return len < size - 1 && strlen(buf) == len;
 }
 
 /* mkfifo(path, mode) */
@@ -366,8 +374,13 @@ static napi_value notify_send(napi_env env, napi_callback_info info) {
   if (napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer || napi_get_buffer_info(env, argv[1], &msg, &msg_len) != napi_ok)
     return throw_type(env, "message must be a Buffer");
 
+  /* Anything but an array or null/undefined is a mistake, not "no fds": a
+   * silently dropped fd would be a message that means something else. */
   CHECK(napi_typeof(env, argv[2], &vt));
-  if (vt == napi_object) {
+  if (vt != napi_null && vt != napi_undefined) {
+    bool is_array;
+    CHECK(napi_is_array(env, argv[2], &is_array));
+    if (!is_array) return throw_type(env, "fds must be an array of integers or null");
     CHECK(napi_get_array_length(env, argv[2], &n_fds));
     if (n_fds > SCM_MAX_FD) return throw_errno(env, E2BIG, "sendmsg");
     for (uint32_t i = 0; i < n_fds; i++) {
@@ -379,6 +392,7 @@ static napi_value notify_send(napi_env env, napi_callback_info info) {
     }
   }
   CHECK(napi_typeof(env, argv[3], &vt));
+  if (vt != napi_null && vt != napi_undefined && vt != napi_object) return throw_type(env, "cred must be an object or null");
   if (vt == napi_object) {
     napi_value v;
     int32_t pid, uid, gid;
