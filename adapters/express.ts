@@ -6,6 +6,7 @@
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
+import { lifecycle, type LifecycleOptions } from '../src/index.js';
 import { listenAll, streamTargets, type AdapterOptions } from './targets.js';
 
 export type { AdapterOptions } from './targets.js';
@@ -16,6 +17,11 @@ export interface ExpressListenOptions extends AdapterOptions {
   https?: https.ServerOptions;
   /** http.createServer() options (ignored with `https`). */
   server?: http.ServerOptions;
+  /**
+   * Tell systemd about the app's lifecycle (see lifecycle()): READY=1 once every server listens,
+   * a graceful stop on SIGTERM, a reload on SIGHUP. Type=notify services want this.
+   */
+  notify?: Omit<LifecycleOptions, 'servers'>;
 }
 
 /**
@@ -26,16 +32,18 @@ export interface ExpressListenOptions extends AdapterOptions {
  * @example
  * ```js
  * const app = express();
- * await listen(app, 'http', { fallback: 3000 });
+ * await listen(app, 'http', { fallback: 3000, notify: { status: 'Serving' } });
  * ```
  * @throws SystemdError `ERR_SD_FD_UNSUITABLE` for an fd that is not a listening stream socket,
  *   and the errors of systemdFds()
  * @see https://www.freedesktop.org/software/systemd/man/latest/sd_listen_fds.html
  */
-export function listen(app: http.RequestListener, name: string, options: ExpressListenOptions = {}): Promise<Array<http.Server | https.Server>> {
+export async function listen(app: http.RequestListener, name: string, options: ExpressListenOptions = {}): Promise<Array<http.Server | https.Server>> {
   if (typeof app !== 'function') throw new TypeError('app must be an Express application (a request listener)');
   const targets = streamTargets(name, 'sd-activate/express', options);
-  return listenAll<http.Server | https.Server>(targets, () =>
+  const servers = await listenAll<http.Server | https.Server>(targets, () =>
     options.https ? https.createServer(options.https, app) : http.createServer(options.server ?? {}, app),
   );
+  if (options.notify) await lifecycle({ ...options.notify, servers });
+  return servers;
 }

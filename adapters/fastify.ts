@@ -7,7 +7,7 @@
 import type { FastifyInstance, FastifyListenOptions as FastifyOwnListenOptions } from 'fastify';
 import * as http from 'node:http';
 import type { AddressInfo, Server } from 'node:net';
-import { ListenFd, formatAddress as formatSocketAddress } from '../src/index.js';
+import { ListenFd, formatAddress as formatSocketAddress, lifecycle, notify, type LifecycleOptions } from '../src/index.js';
 import { listenOn, streamTargets, type AdapterOptions, type ListenTarget } from './targets.js';
 
 export type { AdapterOptions } from './targets.js';
@@ -20,6 +20,12 @@ export interface FastifyListenOptions extends AdapterOptions {
    * must pass one, since its TLS options cannot be read back.
    */
   createServer?: (handler: http.RequestListener) => Server;
+  /**
+   * Tell systemd about the instance's lifecycle: READY=1 once every server listens; STOPPING=1
+   * from a preClose hook, whoever calls fastify.close(); on SIGTERM, fastify.close() (hooks and
+   * all) within the deadline; on SIGHUP, RELOADING=1, `reload`, READY=1. See lifecycle().
+   */
+  notify?: Omit<LifecycleOptions, 'servers'>;
 }
 
 /** Where a server listens, in the form fastify.listen() returns: a URL, or a unix socket path. */
@@ -57,6 +63,11 @@ export async function listen(fastify: FastifyInstance, name: string, options: Fa
   fastify.addHook('onClose', async () => {
     await Promise.all(extras.map((s) => new Promise((resolve) => s.close(resolve))));
   });
+  if (options.notify) {
+    fastify.addHook('preClose', async () => {
+      notify({ STOPPING: 1 });
+    });
+  }
   // A host other than 'localhost' keeps Fastify from binding extra localhost addresses
   // itself; Node ignores host when given an fd.
   // Fastify's types leave out `fd`, which its listen() passes through to Node's.
@@ -69,5 +80,6 @@ export async function listen(fastify: FastifyInstance, name: string, options: Fa
     extras.push(server);
     addresses.push(formatAddress(server, target));
   }
+  if (options.notify) await lifecycle({ ...options.notify, servers: [{ close: (done) => fastify.close().then(() => done?.(), done) }] });
   return addresses;
 }

@@ -24,7 +24,30 @@ export type SystemdErrorCode =
   /** The fd is of a kind the adapter cannot serve (a UDP socket given to HTTP, ...). */
   | 'ERR_SD_FD_UNSUITABLE'
   /** The native addon cannot be loaded on this platform (systemd is Linux-only). */
-  | 'ERR_SD_UNSUPPORTED_PLATFORM';
+  | 'ERR_SD_UNSUPPORTED_PLATFORM'
+  /**
+   * NOTIFY_SOCKET is set but is not an absolute path or an `@abstract` name that fits a
+   * sockaddr_un (sd_notify(3) fails with -EINVAL or -ENAMETOOLONG for it too, and sends nothing).
+   */
+  | 'ERR_SD_NOTIFY_SOCKET_INVALID'
+  /** WATCHDOG_USEC is set but is not a number of microseconds above 0 and below infinity (sd_watchdog_enabled(3) fails too). */
+  | 'ERR_SD_WATCHDOG_USEC_INVALID'
+  /** WATCHDOG_PID is set but is not a valid pid (sd_watchdog_enabled(3) fails too). */
+  | 'ERR_SD_WATCHDOG_PID_INVALID'
+  /** A NotifyReceiver was closed while a receive() was waiting on it. */
+  | 'ERR_SD_NOTIFY_RECEIVER_CLOSED'
+  /** A `--listen` argument (or a socket given to `sd-activate/testing`) cannot be parsed. */
+  | 'ERR_SD_LISTEN_SPEC_INVALID'
+  /** A socket, FIFO or message queue to pass could not be created (address in use, no permission, ...). */
+  | 'ERR_SD_LISTEN_FAILED'
+  /** The command to run is not found, or not executable. */
+  | 'ERR_SD_COMMAND_NOT_FOUND'
+  /** The service did not send READY=1 within the start timeout. */
+  | 'ERR_SD_START_TIMEOUT'
+  /** The service exited while it was awaited: before READY=1, or before a message a test waited for. */
+  | 'ERR_SD_SERVICE_EXITED'
+  /** `sd-activate/testing`: what a test waited for (a notify message, a line of output) did not come in time. */
+  | 'ERR_SD_WAIT_TIMEOUT';
 
 /**
  * The one error class of sd-activate for its own conditions. Failed syscalls are

@@ -28,3 +28,24 @@ export {
   type UnixSocketInfo,
   type VsockSocketInfo,
 } from './socket-info.js';
+export {
+  notify,
+  type FdStoreOptions,
+  type Notify,
+  type NotifyFields,
+  type NotifyFlag,
+  type NotifyOptions,
+  type NotifySendOptions,
+  type NotifyValue,
+  type ReloadingOptions,
+} from './notify.js';
+export { NotifyMessage, NotifyReceiver, type NotifyReceiverEvents } from './notify-receiver.js';
+export {
+  parseWatchdogEnvironment,
+  startWatchdog,
+  watchdogEnabled,
+  type StartWatchdogOptions,
+  type Watchdog,
+  type WatchdogEnabledOptions,
+} from './watchdog.js';
+export { extendTimeoutWhile, lifecycle, type Closable, type Lifecycle, type LifecycleOptions } from './lifecycle.js';

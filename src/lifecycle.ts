@@ -1,0 +1,192 @@
+import { notify } from './notify.js';
+
+/**
+ * Anything the lifecycle can stop: net/http/https/http2 servers and dgram sockets from the
+ * adapters (close with a callback), or an object whose close() returns a promise (Fastify).
+ */
+export interface Closable {
+  close(callback?: (error?: Error) => void): unknown;
+}
+
+/** Options of {@link lifecycle}. */
+export interface LifecycleOptions {
+  /** What to stop on a stop signal: servers stop accepting, in-flight requests may finish. */
+  servers?: readonly Closable[];
+  /** STATUS= sent with READY=1 (and again after each reload). */
+  status?: string;
+  /** How long in-flight requests may take after a stop signal before connections are cut, in ms (default 10000). */
+  stopTimeoutMs?: number;
+  /** Runs between RELOADING=1 and READY=1 when the reload signal arrives. */
+  reload?: () => unknown;
+  /** The signal that reloads (default 'SIGHUP', as `systemctl reload` sends for Type=notify-reload); null for none. */
+  reloadSignal?: NodeJS.Signals | null;
+  /** The signals that stop (default SIGTERM, which systemd sends, and SIGINT, for a terminal). */
+  stopSignals?: readonly NodeJS.Signals[];
+  /** Runs after the servers are closed, before the exit: flush logs, close databases. */
+  onStop?: () => unknown;
+  /** The handle startWatchdog() returned: stopped last, once everything else is done. */
+  watchdog?: { stop(): void };
+  /** Exit the process once stopped (default true; exit code 0, or 1 when onStop threw). */
+  exit?: boolean;
+}
+
+/** A running lifecycle: what it does on signals, callable directly too. */
+export interface Lifecycle {
+  /** STOPPING=1, close every server (cutting connections after the deadline), onStop, exit. Idempotent. */
+  stop(): Promise<void>;
+  /** RELOADING=1 + MONOTONIC_USEC, the reload function, READY=1. Reloads do not overlap. */
+  reload(): Promise<void>;
+  /** Removes the signal handlers (the servers keep running). */
+  dispose(): void;
+}
+
+interface HttpLike {
+  closeIdleConnections?: () => void;
+  closeAllConnections?: () => void;
+  listening?: boolean;
+  once?: (event: string, listener: () => void) => unknown;
+}
+
+function waitListening(server: Closable): Promise<void> {
+  const s = server as HttpLike;
+  if (s.listening !== false || typeof s.once !== 'function') return Promise.resolve();
+  return new Promise((resolve) => s.once!('listening', resolve));
+}
+
+function closeOne(server: Closable): Promise<void> {
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      resolve();
+    };
+    try {
+      // Callbacks report "not running" as an error; for a shutdown that is as good as closed.
+      const result = server.close(() => finish());
+      if (result && typeof (result as Promise<unknown>).then === 'function') (result as Promise<unknown>).then(finish, finish);
+    } catch {
+      finish();
+    }
+    // Keep-alive connections would hold an http server open until they time out.
+    (server as HttpLike).closeIdleConnections?.();
+  });
+}
+
+/**
+ * Ties a service's servers to systemd's lifecycle (sd_notify(3)): once every server listens,
+ * READY=1 with STATUS=; on SIGTERM, STOPPING=1, stop accepting, let in-flight requests finish
+ * within `stopTimeoutMs`, then exit; on SIGHUP, RELOADING=1 with MONOTONIC_USEC, the `reload`
+ * function, READY=1 (what Type=notify-reload expects). Outside systemd (no NOTIFY_SOCKET) the
+ * signals are handled the same way and nothing is sent.
+ *
+ * @example
+ * ```js
+ * const servers = await listen('http', handler, { fallback: 8080 });
+ * await lifecycle({ servers, status: 'Serving', reload: loadConfig });
+ * ```
+ * @throws the errors of notify() for READY=1 (a malformed NOTIFY_SOCKET, a receiver gone)
+ * @see https://www.freedesktop.org/software/systemd/man/latest/sd_notify.html
+ * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.service.html#Type=
+ */
+export async function lifecycle(options: LifecycleOptions = {}): Promise<Lifecycle> {
+  const servers = [...(options.servers ?? [])];
+  for (const server of servers) {
+    if (!server || typeof server.close !== 'function') throw new TypeError('options.servers must hold servers or sockets with a close() method');
+  }
+  if (options.reload !== undefined && typeof options.reload !== 'function') throw new TypeError('options.reload must be a function');
+  const stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
+  if (!(stopTimeoutMs >= 0)) throw new RangeError('options.stopTimeoutMs must be 0 or more');
+  const reloadSignal = options.reloadSignal === undefined ? 'SIGHUP' : options.reloadSignal;
+  const stopSignals = options.stopSignals ?? ['SIGTERM', 'SIGINT'];
+  const status = options.status;
+
+  await Promise.all(servers.map(waitListening));
+  notify(status === undefined ? { READY: 1 } : { READY: 1, STATUS: status });
+
+  let stopping: Promise<void> | undefined;
+  let reloading: Promise<void> = Promise.resolve();
+
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      notify({ STOPPING: 1, STATUS: 'Stopping' });
+      const closed = Promise.all(servers.map(closeOne));
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<'deadline'>((resolve) => {
+        timer = setTimeout(() => resolve('deadline'), stopTimeoutMs);
+        timer.unref();
+      });
+      if ((await Promise.race([closed, deadline])) === 'deadline') {
+        for (const server of servers) (server as HttpLike).closeAllConnections?.();
+      }
+      clearTimeout(timer);
+      let failed = false;
+      try {
+        await options.onStop?.();
+      } catch (error) {
+        failed = true;
+        console.error(error);
+      }
+      dispose();
+      // systemd applies the watchdog until the process is gone: ping until the very end.
+      options.watchdog?.stop();
+      if (options.exit ?? true) process.exit(failed ? 1 : 0);
+    })();
+    return stopping;
+  };
+
+  const reload = (): Promise<void> => {
+    reloading = reloading.then(async () => {
+      if (stopping) return;
+      notify.reloading(status === undefined ? {} : { status: 'Reloading' });
+      let outcome = status;
+      try {
+        await options.reload?.();
+      } catch (error) {
+        outcome = `Reload failed: ${(error as Error).message ?? String(error)}`.split('\n')[0];
+      }
+      notify(outcome === undefined ? { READY: 1 } : { READY: 1, STATUS: outcome });
+    });
+    return reloading;
+  };
+
+  const onStop = (): void => void stop();
+  const onReload = (): void => void reload();
+  for (const signal of stopSignals) process.on(signal, onStop);
+  if (reloadSignal) process.on(reloadSignal, onReload);
+  const dispose = (): void => {
+    for (const signal of stopSignals) process.off(signal, onStop);
+    if (reloadSignal) process.off(reloadSignal, onReload);
+  };
+  return { stop, reload, dispose };
+}
+
+/**
+ * Sends EXTEND_TIMEOUT_USEC= every `intervalMs` while `work` runs, so a long start-up (or stop)
+ * that is still progressing is not killed by TimeoutStartSec=; each extension asks for twice the
+ * interval from now. Resolves or rejects as `work` does.
+ *
+ * @see https://www.freedesktop.org/software/systemd/man/latest/sd_notify.html#EXTEND_TIMEOUT_USEC=%E2%80%A6
+ */
+export async function extendTimeoutWhile<T>(work: Promise<T> | (() => Promise<T>), options: { intervalMs?: number } = {}): Promise<T> {
+  const intervalMs = options.intervalMs ?? 5000;
+  if (!(intervalMs > 0)) throw new RangeError('options.intervalMs must be above 0');
+  notify.extendTimeout(intervalMs * 2);
+  // A failed send is not swallowed: it stops the extensions and is thrown once the work is done.
+  let failure: unknown;
+  const timer = setInterval(() => {
+    try {
+      notify.extendTimeout(intervalMs * 2);
+    } catch (error) {
+      failure = error;
+      clearInterval(timer);
+    }
+  }, intervalMs);
+  try {
+    const result = await (typeof work === 'function' ? work() : work);
+    if (failure !== undefined) throw failure;
+    return result;
+  } finally {
+    clearInterval(timer);
+  }
+}

@@ -1,0 +1,393 @@
+/*
+ * The receiving end of sd_notify(3): what a service manager does with its
+ * notify socket, for tests and for running services outside systemd.
+ *
+ * Syscalls in, facts out, as in sd_activate.c: a bound AF_UNIX datagram
+ * socket with SO_PASSCRED, one recvmsg() per call returning the bytes, the
+ * fds and the sender's credentials, and a libuv poll watcher so that Node
+ * hears about a readable socket without a thread or a blocked loop. Nothing
+ * here parses a message.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <node_api.h>
+#include <uv.h>
+
+#ifndef SCM_MAX_FD
+#define SCM_MAX_FD 253
+#endif
+
+#define CHECK(call)                                                            \
+  do {                                                                         \
+    if ((call) != napi_ok) return NULL;                                        \
+  } while (0)
+
+/* The same shape of error as sd_activate.c throws: src/native.ts maps it. */
+static napi_value throw_errno(napi_env env, int err, const char *syscall) {
+  napi_value msg, error, errno_value, syscall_value;
+  if (napi_create_string_utf8(env, strerror(err), NAPI_AUTO_LENGTH, &msg) != napi_ok) return NULL;
+  if (napi_create_error(env, NULL, msg, &error) != napi_ok) return NULL;
+  napi_create_int32(env, err, &errno_value);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value);
+  napi_set_named_property(env, error, "errno", errno_value);
+  napi_set_named_property(env, error, "syscall", syscall_value);
+  napi_throw(env, error);
+  return NULL;
+}
+
+static napi_value throw_type(napi_env env, const char *message) {
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
+  return NULL;
+}
+
+/* Only a number that is exactly a C int (see sd_activate.c's get_int). */
+static int get_fd(napi_env env, napi_value value, int *out) {
+  napi_valuetype type;
+  double d;
+  if (napi_typeof(env, value, &type) != napi_ok || type != napi_number) return 0;
+  if (napi_get_value_double(env, value, &d) != napi_ok) return 0;
+  if (!(d >= 0 && d <= INT32_MAX) || d != (double)(int32_t)d) return 0;
+  *out = (int)d;
+  return 1;
+}
+
+static int set_int(napi_env env, napi_value obj, const char *key, int64_t v) {
+  napi_value value;
+  return napi_create_int64(env, v, &value) == napi_ok && napi_set_named_property(env, obj, key, value) == napi_ok;
+}
+
+/* notifyReceiverOpen(sockaddr) -> fd: socket, SO_PASSCRED and bind in one
+ * call, so that a failed bind leaves no fd behind. Non-blocking, because
+ * the only reader is the event loop; close-on-exec, because a child has no
+ * business reading a service manager's messages. SO_PASSCRED is set before
+ * bind so that no datagram can arrive without the sender's credentials. */
+static napi_value receiver_open(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  size_t argc = 1;
+  bool is_buffer;
+  void *addr;
+  size_t addr_len;
+  int fd, one = 1;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return throw_type(env, "notifyReceiverOpen takes a sockaddr Buffer");
+  if (napi_is_buffer(env, argv[0], &is_buffer) != napi_ok || !is_buffer || napi_get_buffer_info(env, argv[0], &addr, &addr_len) != napi_ok)
+    return throw_type(env, "sockaddr must be a Buffer");
+  fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return throw_errno(env, errno, "socket");
+  if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, err, "setsockopt");
+  }
+  if (bind(fd, addr, (socklen_t)addr_len) < 0) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, err, "bind");
+  }
+  napi_value out;
+  CHECK(napi_create_int32(env, fd, &out));
+  return out;
+}
+
+/* notifyReceive(fd) -> { data, fds, pid, uid, gid, truncated, controlTruncated } | null.
+ * null when nothing is queued (EAGAIN). The received fds are the caller's to
+ * close; they come close-on-exec (MSG_CMSG_CLOEXEC), like systemd's own. */
+static napi_value receiver_receive(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result, data, fd_array;
+  size_t argc = 1;
+  int fd;
+  ssize_t want, got;
+  void *buf = NULL;
+  struct iovec iov;
+  struct msghdr mh;
+  union {
+    struct cmsghdr align;
+    char bytes[CMSG_SPACE(sizeof(int) * SCM_MAX_FD) + CMSG_SPACE(sizeof(struct ucred))];
+  } control;
+  struct cmsghdr *cmsg;
+  struct ucred *cred = NULL;
+  int *fds = NULL;
+  size_t n_fds = 0;
+
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || !get_fd(env, argv[0], &fd))
+    return throw_type(env, "fd must be an integer");
+
+  /* The exact length of the next datagram, so the bytes land in a Buffer of
+   * their size with no copy and nothing is cut short: MSG_TRUNC makes a
+   * datagram recv() return the real length, MSG_PEEK leaves it queued. */
+  do {
+    want = recv(fd, NULL, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+  } while (want < 0 && errno == EINTR);
+  if (want < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      CHECK(napi_get_null(env, &result));
+      return result;
+    }
+    return throw_errno(env, errno, "recv");
+  }
+  CHECK(napi_create_buffer(env, (size_t)want, &buf, &data));
+
+  memset(&mh, 0, sizeof(mh));
+  iov.iov_base = buf;
+  iov.iov_len = (size_t)want;
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control.bytes;
+  mh.msg_controllen = sizeof(control.bytes);
+  do {
+    got = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  } while (got < 0 && errno == EINTR);
+  if (got < 0) {
+    /* Another reader of the same fd took it between the peek and here. */
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      CHECK(napi_get_null(env, &result));
+      return result;
+    }
+    return throw_errno(env, errno, "recvmsg");
+  }
+
+  for (cmsg = CMSG_FIRSTHDR(&mh); cmsg; cmsg = CMSG_NXTHDR(&mh, cmsg)) {
+    if (cmsg->cmsg_level != SOL_SOCKET) continue;
+    if (cmsg->cmsg_type == SCM_RIGHTS) {
+      fds = (int *)CMSG_DATA(cmsg);
+      n_fds = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    } else if (cmsg->cmsg_type == SCM_CREDENTIALS && cmsg->cmsg_len == CMSG_LEN(sizeof(struct ucred))) {
+      cred = (struct ucred *)CMSG_DATA(cmsg);
+    }
+  }
+
+  /* From here on the fds are ours: build the array before anything that
+   * can fail would lose them, and close them if building it fails. */
+  if (napi_create_array_with_length(env, n_fds, &fd_array) != napi_ok) goto fail;
+  for (size_t i = 0; i < n_fds; i++) {
+    napi_value v;
+    int one;
+    memcpy(&one, fds + i, sizeof(one));
+    if (napi_create_int32(env, one, &v) != napi_ok || napi_set_element(env, fd_array, (uint32_t)i, v) != napi_ok) goto fail;
+  }
+  if (napi_create_object(env, &result) != napi_ok) goto fail;
+  if ((size_t)got < (size_t)want) {
+    napi_value shorter;
+    void *ignored;
+    /* A datagram never arrives shorter than peeked unless a second reader
+     * raced us; keep what came rather than zeros. */
+    if (napi_create_buffer_copy(env, (size_t)got, buf, &ignored, &shorter) != napi_ok) goto fail;
+    data = shorter;
+  }
+  if (napi_set_named_property(env, result, "data", data) != napi_ok) goto fail;
+  if (napi_set_named_property(env, result, "fds", fd_array) != napi_ok) goto fail;
+  if (cred) {
+    if (!set_int(env, result, "pid", cred->pid) || !set_int(env, result, "uid", cred->uid) || !set_int(env, result, "gid", cred->gid))
+      goto fail;
+  }
+  {
+    napi_value t;
+    if (napi_get_boolean(env, (mh.msg_flags & MSG_TRUNC) != 0, &t) != napi_ok || napi_set_named_property(env, result, "truncated", t) != napi_ok)
+      goto fail;
+    if (napi_get_boolean(env, (mh.msg_flags & MSG_CTRUNC) != 0, &t) != napi_ok ||
+        napi_set_named_property(env, result, "controlTruncated", t) != napi_ok)
+      goto fail;
+  }
+  return result;
+
+fail:
+  for (size_t i = 0; i < n_fds; i++) {
+    int one;
+    memcpy(&one, fds + i, sizeof(one));
+    close(one);
+  }
+  return NULL;
+}
+
+/*
+ * A uv_poll_t on the receiver's fd. Its memory has two owners: the libuv
+ * handle (until its close callback) and the JS external that names it
+ * (until garbage collected). It is freed when both are done, so that a
+ * second unwatch() or a late ref() from JS finds a closed watcher, not
+ * freed memory.
+ */
+typedef struct watcher {
+  uv_poll_t poll;
+  napi_env env;
+  int fd;
+  napi_ref callback;
+  napi_async_context async_context;
+  napi_async_cleanup_hook_handle cleanup;
+  int closing;      /* uv_close() called */
+  int handle_done;  /* its close callback ran */
+  int external_gone;
+} watcher;
+
+static void watcher_maybe_free(watcher *w) {
+  if (w->handle_done && w->external_gone) free(w);
+}
+
+static void watcher_closed(uv_handle_t *handle) {
+  watcher *w = (watcher *)handle->data;
+  if (w->callback) napi_delete_reference(w->env, w->callback);
+  w->callback = NULL;
+  if (w->async_context) napi_async_destroy(w->env, w->async_context);
+  w->async_context = NULL;
+  if (w->cleanup) napi_remove_async_cleanup_hook(w->cleanup);
+  w->cleanup = NULL;
+  w->handle_done = 1;
+  watcher_maybe_free(w);
+}
+
+static void watcher_close(watcher *w) {
+  if (w->closing) return;
+  w->closing = 1;
+  /* uv_close() stops the poll and takes the fd out of epoll right away, so
+   * the caller may close the fd as soon as this returns. */
+  uv_close((uv_handle_t *)&w->poll, watcher_closed);
+}
+
+/* The environment is going away (a worker ends, the process exits) with the
+ * watcher still open: close it so the loop can finish, and the socket with
+ * it, since the JS code that would have closed it will never run again (a
+ * worker's fds are the process's, and would outlive it). */
+static void watcher_env_cleanup(napi_async_cleanup_hook_handle handle, void *arg) {
+  watcher *w = (watcher *)arg;
+  (void)handle;
+  if (w->closing) return;
+  watcher_close(w);
+  close(w->fd);
+}
+
+static void watcher_external_gone(napi_env env, void *data, void *hint) {
+  watcher *w = (watcher *)data;
+  (void)env;
+  (void)hint;
+  w->external_gone = 1;
+  watcher_maybe_free(w);
+}
+
+static void watcher_ready(uv_poll_t *poll, int status, int events) {
+  watcher *w = (watcher *)poll->data;
+  napi_env env = w->env;
+  napi_handle_scope scope;
+  napi_value callback, recv, arg, ignored;
+  (void)events;
+  if (w->closing || !w->callback) return;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  if (napi_get_reference_value(env, w->callback, &callback) == napi_ok && callback &&
+      napi_get_global(env, &recv) == napi_ok /* napi_make_callback needs an object */ && napi_create_int32(env, status < 0 ? -status : 0, &arg) == napi_ok) {
+    /* napi_make_callback, not napi_call_function: it runs the microtasks and
+     * nextTicks the callback queued, as after any other I/O callback. */
+    napi_make_callback(env, w->async_context, recv, callback, 1, &arg, &ignored);
+    bool pending = false;
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+      napi_value error;
+      /* A throwing listener must reach 'uncaughtException', as it would
+       * from a socket's 'data' handler, not vanish here. */
+      if (napi_get_and_clear_last_exception(env, &error) == napi_ok) napi_fatal_exception(env, error);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static watcher *get_watcher(napi_env env, napi_value value) {
+  napi_valuetype type;
+  void *data;
+  if (napi_typeof(env, value, &type) != napi_ok || type != napi_external) return NULL;
+  if (napi_get_value_external(env, value, &data) != napi_ok) return NULL;
+  return (watcher *)data;
+}
+
+/* watchReadable(fd, callback(errno)) -> watcher. callback(0) each time the
+ * fd is readable (level-triggered: until it has been drained), callback(errno)
+ * when polling failed. The watcher keeps the loop alive until unref'd. If the
+ * environment ends while it still watches, the fd is closed with it. */
+static napi_value watch_readable(napi_env env, napi_callback_info info) {
+  napi_value argv[2], name, external;
+  size_t argc = 2;
+  int fd;
+  napi_valuetype type;
+  uv_loop_t *loop;
+  watcher *w;
+  int err;
+
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 || !get_fd(env, argv[0], &fd))
+    return throw_type(env, "watchReadable(fd, callback) takes an integer and a function");
+  if (napi_typeof(env, argv[1], &type) != napi_ok || type != napi_function) return throw_type(env, "callback must be a function");
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) return NULL;
+
+  w = calloc(1, sizeof(*w));
+  if (!w) return throw_errno(env, ENOMEM, "uv_poll_init");
+  w->env = env;
+  w->fd = fd;
+  err = uv_poll_init(loop, &w->poll, fd);
+  if (err < 0) {
+    free(w);
+    return throw_errno(env, -err, "uv_poll_init");
+  }
+  w->poll.data = w;
+  /* From here a failure closes the handle, and the close callback frees w
+   * once the external is known to be gone too. */
+  w->external_gone = 1;
+  if (napi_create_reference(env, argv[1], 1, &w->callback) != napi_ok ||
+      napi_create_string_utf8(env, "NotifyReceiver", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_async_init(env, NULL, name, &w->async_context) != napi_ok ||
+      napi_add_async_cleanup_hook(env, watcher_env_cleanup, w, &w->cleanup) != napi_ok) {
+    watcher_close(w);
+    return NULL;
+  }
+  err = uv_poll_start(&w->poll, UV_READABLE, watcher_ready);
+  if (err < 0) {
+    watcher_close(w);
+    return throw_errno(env, -err, "uv_poll_start");
+  }
+  if (napi_create_external(env, w, watcher_external_gone, NULL, &external) != napi_ok) {
+    watcher_close(w);
+    return NULL;
+  }
+  w->external_gone = 0;
+  return external;
+}
+
+/* unwatch(watcher): stops polling; the fd may be closed right after. Idempotent. */
+static napi_value unwatch(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  size_t argc = 1;
+  watcher *w;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || !(w = get_watcher(env, argv[0])))
+    return throw_type(env, "unwatch takes a watcher");
+  watcher_close(w);
+  return NULL;
+}
+
+/* watchRef(watcher, on): whether the watcher keeps the event loop alive. */
+static napi_value watch_ref(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  size_t argc = 2;
+  bool on;
+  watcher *w;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 || !(w = get_watcher(env, argv[0])))
+    return throw_type(env, "watchRef takes a watcher and a boolean");
+  if (napi_get_value_bool(env, argv[1], &on) != napi_ok) return throw_type(env, "on must be a boolean");
+  if (w->closing) return NULL;
+  if (on)
+    uv_ref((uv_handle_t *)&w->poll);
+  else
+    uv_unref((uv_handle_t *)&w->poll);
+  return NULL;
+}
+
+/* Called from sd_activate.c's init: adds this file's functions to the exports. */
+int notify_receiver_register(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"notifyReceiverOpen", NULL, receiver_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"notifyReceive", NULL, receiver_receive, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"watchReadable", NULL, watch_readable, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unwatch", NULL, unwatch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"watchRef", NULL, watch_ref, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  return napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) == napi_ok;
+}
