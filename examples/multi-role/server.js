@@ -1,7 +1,7 @@
 // A multi-role daemon: HTTP on every socket named "http" (IPv4 and IPv6), a UDP responder on
 // "dns-udp" and an admin socket on "admin". Under systemd the sockets come from the .socket
 // units beside this file; without it, from the fallbacks, so `node server.js` works as is.
-import { listenFds } from 'sd-activate';
+import { lifecycle, listenFds } from 'sd-activate';
 import { listen as listenHttp } from 'sd-activate/http';
 import { bind } from 'sd-activate/dgram';
 import { listen as listenNet } from 'sd-activate/net';
@@ -38,9 +38,5 @@ const admin = await listenNet('admin', (socket) => socket.end(report() + '\n'), 
 
 console.log(`serving: ${http.length} http, ${udp.length} udp, ${admin.length} admin`);
 
-const stop = () => {
-  for (const server of [...http, ...admin]) server.close();
-  for (const socket of udp) socket.close();
-};
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
+// READY=1 once everything listens (Type=notify); on SIGTERM, STOPPING=1 and a graceful stop.
+await lifecycle({ servers: [...http, ...udp, ...admin], status: `Serving ${fds.length} inherited sockets` });
