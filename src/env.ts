@@ -1,4 +1,5 @@
 import { SystemdError, type SystemdErrorCode } from './errors.js';
+import { safeAtoi, safeAtou64 } from './parse-number.js';
 
 /** The first inherited fd, `SD_LISTEN_FDS_START`. */
 export const LISTEN_FDS_START = 3;
@@ -61,8 +62,8 @@ export function parseListenEnvironment(
   const rawPid = env.LISTEN_PID;
   if (rawPid === undefined) return { activated: false, reason: 'LISTEN_PID is not set' };
   // parse_pid(): safe_atolu(), then ERANGE for anything that is not a valid pid_t above 0.
-  const pid = parseU64(rawPid);
-  if (typeof pid === 'number') throw listenError('ERR_SD_LISTEN_PID_INVALID', 'LISTEN_PID', rawPid, pid);
+  const pid = safeAtou64(rawPid);
+  if (typeof pid !== 'bigint') throw listenError('ERR_SD_LISTEN_PID_INVALID', 'LISTEN_PID', rawPid, pid.errno);
   if (pid <= 0n || pid > BigInt(INT_MAX)) {
     throw listenError('ERR_SD_LISTEN_PID_INVALID', 'LISTEN_PID', rawPid, ERANGE, `is not a pid (1 to ${INT_MAX})`);
   }
@@ -79,8 +80,8 @@ export function parseListenEnvironment(
   if (rawPidfdId !== undefined) {
     // Newer libsystemd (LISTEN_PIDFDID postdates systemd 252, which ignores it): safe_atou64(),
     // read only once LISTEN_PID matched; compared only where pidfds have unique inode ids.
-    const id = parseU64(rawPidfdId);
-    if (typeof id === 'number') throw listenError('ERR_SD_LISTEN_PIDFDID_INVALID', 'LISTEN_PIDFDID', rawPidfdId, id);
+    const id = safeAtou64(rawPidfdId);
+    if (typeof id !== 'bigint') throw listenError('ERR_SD_LISTEN_PIDFDID_INVALID', 'LISTEN_PIDFDID', rawPidfdId, id.errno);
     const own = self.pidfdId();
     if (own !== null && own !== id) {
       return { activated: false, reason: `LISTEN_PIDFDID=${rawPidfdId} names another process than this one` };
@@ -89,7 +90,7 @@ export function parseListenEnvironment(
 
   const rawFds = env.LISTEN_FDS;
   if (rawFds === undefined) return { activated: false, reason: 'LISTEN_FDS is not set' };
-  const count = parseInt32(rawFds);
+  const count = safeAtoi(rawFds);
   if (typeof count === 'object') throw listenError('ERR_SD_LISTEN_FDS_INVALID', 'LISTEN_FDS', rawFds, count.errno);
   // EINVAL, not ERANGE, for a count that fits an int but not the protocol (0 included).
   if (count <= 0) throw listenError('ERR_SD_LISTEN_FDS_INVALID', 'LISTEN_FDS', rawFds, EINVAL, 'is not a positive fd count');
@@ -140,122 +141,6 @@ function unknownNames(count: number): string[] {
 function listenError(code: SystemdErrorCode, variable: string, value: string, errno: number, problem?: string): SystemdError {
   const why = problem ?? (errno === ERANGE ? 'is out of range' : 'is not a number');
   return new SystemdError(code, `${variable}=${JSON.stringify(value)} ${why}`, { cause: { errno: -errno } });
-}
-
-/** systemd's WHITESPACE, skipped before its own prefix check. */
-const WHITESPACE = ' \t\n\r';
-/** isspace(3) in the C locale, which strtol(3) skips again. */
-const C_SPACE = ' \t\n\v\f\r';
-
-/**
- * systemd's mangle_base(): Python-style 0b and 0o prefixes. (0x is left to strtol.)
- * Returns the rest and the base to use (0: let strtol decide).
- */
-function mangleBase(s: string): [string, number] {
-  // STARTSWITH_SET(s, "0b", "0B") and (s, "0o", "0O"): exact bytes, no case folding beyond these.
-  const prefix = s.slice(0, 2);
-  if (prefix === '0b' || prefix === '0B') return [s.slice(2), 2];
-  if (prefix === '0o' || prefix === '0O') return [s.slice(2), 8];
-  return [s, 0];
-}
-
-/** Larger than any limit a caller checks (UINT64_MAX, LONG_MAX, -LONG_MIN). */
-const SCAN_CLAMP = 1n << 65n;
-
-/** What strtol(3)/strtoull(3) saw in a string, before the caller's checks. */
-interface StrtoScan {
-  negative: boolean;
-  /** The digits' value, exact up to {@link SCAN_CLAMP} (above, only "too large" matters): the caller decides what overflows. */
-  magnitude: bigint;
-  /** False when there were no digits at all (strtol leaves endptr at the very start). */
-  digits: boolean;
-  /** True when characters follow the digits (`*endptr != 0`). */
-  trailing: boolean;
-}
-
-/** strtol/strtoull's scan of `input` in `base` (0: decide from a 0x or 0 prefix). */
-function strtoScan(input: string, base: number): StrtoScan {
-  let i = 0;
-  while (i < input.length && C_SPACE.includes(input[i]!)) i++;
-  let negative = false;
-  if (input[i] === '+' || input[i] === '-') {
-    negative = input[i] === '-';
-    i++;
-  }
-  if (base === 0 || base === 16) {
-    // "0x" counts as a prefix only when a hex digit follows: "0xg" is the number 0, then "xg".
-    const hasHexPrefix = input[i] === '0' && (input[i + 1] === 'x' || input[i + 1] === 'X') && isDigit(input[i + 2], 16);
-    if (hasHexPrefix) {
-      base = 16;
-      i += 2;
-    } else if (base === 0) {
-      base = input[i] === '0' ? 8 : 10;
-    }
-  }
-  const start = i;
-  let magnitude = 0n;
-  while (i < input.length && isDigit(input[i], base)) {
-    // Stop growing once past every limit: a 128 KiB run of digits would otherwise cost seconds of bigint work.
-    if (magnitude <= SCAN_CLAMP) magnitude = magnitude * BigInt(base) + BigInt(parseInt(input[i]!, base));
-    i++;
-  }
-  return { negative, magnitude, digits: i > start, trailing: i < input.length };
-}
-
-function isDigit(c: string | undefined, base: number): boolean {
-  if (c === undefined) return false;
-  const value = parseInt(c, 36);
-  return !Number.isNaN(value) && value < base;
-}
-
-/**
- * The checks every safe_ato*() makes after strtol/strtoull, in systemd's order: errno first
- * (ERANGE, set while strtol consumed the digits, so even "99999999999999999999x" is ERANGE,
- * not EINVAL), then "no digits" or "something follows the digits" (EINVAL).
- * Returns an errno, or 0 when the scan is a whole number that did not overflow.
- */
-function strtoErrno(scan: StrtoScan, overflows: boolean): number {
-  if (!scan.digits) return EINVAL;
-  if (overflows) return ERANGE;
-  if (scan.trailing) return EINVAL;
-  return 0;
-}
-
-const U64_MAX = (1n << 64n) - 1n;
-const LONG_MAX = (1n << 63n) - 1n;
-
-/**
- * safe_atolu() (parse_pid()) / safe_atou64() on 64-bit Linux: both are strtoull() underneath.
- * Returns the value or an errno.
- */
-function parseU64(s: string): bigint | number {
-  let i = 0;
-  while (i < s.length && WHITESPACE.includes(s[i]!)) i++;
-  const [mangled, base] = mangleBase(s.slice(i));
-  const scan = strtoScan(mangled, base);
-  // strtoull overflows on the magnitude, whatever the sign.
-  const errno = strtoErrno(scan, scan.magnitude > U64_MAX);
-  if (errno !== 0) return errno;
-  // strtoull negates in unsigned arithmetic; systemd then refuses a '-' as the very first character
-  // after its prefix, unless the value is 0. ("0b -1", with a space, is UINT64_MAX: glibc skips the
-  // space, systemd looks only at the first character.)
-  const value = scan.negative ? (U64_MAX + 1n - scan.magnitude) & U64_MAX : scan.magnitude;
-  if (value !== 0n && mangled[0] === '-') return ERANGE;
-  return value;
-}
-
-/** safe_atoi(): strtol() into a long, then refused if it does not fit an int. Returns the value or { errno }. */
-function parseInt32(s: string): number | { errno: number } {
-  let i = 0;
-  while (i < s.length && WHITESPACE.includes(s[i]!)) i++;
-  const [mangled, base] = mangleBase(s.slice(i));
-  const scan = strtoScan(mangled, base);
-  // strtol overflows (errno ERANGE) past LONG_MAX, or past -LONG_MIN for a negative number.
-  const errno = strtoErrno(scan, scan.magnitude > (scan.negative ? LONG_MAX + 1n : LONG_MAX));
-  if (errno !== 0) return { errno };
-  const value = scan.negative ? -scan.magnitude : scan.magnitude;
-  if (value > BigInt(INT_MAX) || value < -BigInt(INT_MAX) - 1n) return { errno: ERANGE };
-  return Number(value);
 }
 
 /**

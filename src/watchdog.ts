@@ -1,7 +1,7 @@
 import { constants as osConstants } from 'node:os';
 import { SystemdError } from './errors.js';
 import { notify } from './notify.js';
-import { U64_MAX, parsePid, safeAtou64 } from './safe-atou64.js';
+import { U64_MAX, parsePid, safeAtou64 } from './parse-number.js';
 
 const { EINVAL, ERANGE } = osConstants.errno;
 
