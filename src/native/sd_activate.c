@@ -439,6 +439,15 @@ static napi_value notify_send(napi_env env, napi_callback_info info) {
 
   sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (sock < 0) return throw_errno(env, errno, "socket");
+  /* libsystemd raises SO_SNDBUF to 8 MiB on every notify socket (fd_inc_sndbuf). Only a message
+   * near the default buffer needs it, so the two extra syscalls are spent only then. */
+  if (msg_len > 64 * 1024) {
+    int size = 8 * 1024 * 1024, current = 0;
+    socklen_t len = sizeof(current);
+    if (getsockopt(sock, SOL_SOCKET, SO_SNDBUF, &current, &len) < 0 || current < size) {
+      if (setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)) < 0) (void)setsockopt(sock, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size));
+    }
+  }
   do {
     sent = sendmsg(sock, &mh, MSG_NOSIGNAL);
   } while (sent < 0 && errno == EINTR);
