@@ -482,6 +482,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"notifySend", NULL, notify_send, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));
+  { extern napi_status sd_watch_init(napi_env, napi_value); CHECK(sd_watch_init(env, exports)); } /* src/native/watch.c */
   { extern int notify_receiver_register(napi_env, napi_value); if (!notify_receiver_register(env, exports)) return NULL; } /* notify_receiver.c */
 
   CHECK(napi_create_object(env, &constants));

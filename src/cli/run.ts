@@ -1,0 +1,270 @@
+/*
+ * `sd-activate run`: the Supervisor behind a command line, printing what it does on stderr.
+ */
+import { basename } from 'node:path';
+import { describeListener } from '../listeners.js';
+import { RESTART_POLICIES, Supervisor, type RestartPolicy, type SupervisorOptions } from '../supervisor.js';
+import { countOption, parseOptions, splitCommand } from './args.js';
+import { parseListenSpec, parseMode, type ListenDefaults } from './listen-spec.js';
+import { formatDuration, parseTimespan } from './timespan.js';
+import { UsageError } from './usage-error.js';
+
+export const RUN_HELP = `usage: sd-activate run [options] [--] COMMAND [ARGS...]
+
+Open sockets the way .socket units do and run COMMAND with them at fd 3, 4, ...
+(LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID), with a NOTIFY_SOCKET whose messages
+are printed as they arrive. The sockets stay open across restarts: clients
+wait in the backlog instead of being refused.
+
+Sockets:
+  -l, --listen [NAME=]SPEC    a socket to pass (repeat; fd 3, 4, ... in order)
+      --backlog N             listen(2) backlog (Backlog=, default 4096)
+      --ipv6-only             IPv6 sockets take no IPv4 (BindIPv6Only=ipv6-only)
+      --reuse-port            set SO_REUSEPORT (ReusePort=)
+      --socket-mode MODE      mode of socket files and FIFOs (SocketMode=, 0666)
+      --accept                one COMMAND per connection, at fd 3 (Accept=yes)
+      --max-connections N     with --accept, at most N at once (default 64)
+      --lazy                  start COMMAND on the first connection, not at once
+
+Service:
+      --type simple|notify    notify: wait for READY=1, print the start-up time
+      --timeout-start SEC     wait that long for READY=1 (default 90)
+      --timeout-stop SEC      SIGTERM, then SIGKILL after SEC (default 90)
+      --restart POLICY        no, on-failure, always, ... (Restart=, default no)
+      --restart-sec SEC       pause before restarting (RestartSec=, 100ms)
+      --watchdog SEC          set WATCHDOG_USEC; SIGABRT when pings stop
+      --fd-store N            keep N fds sent with FDSTORE=1 across restarts
+      --notify-access WHO     main, all or none (NotifyAccess=, default main)
+      --watch PATH            restart when PATH changes (repeat for more)
+  -E, --setenv NAME=VALUE     set an environment variable for COMMAND
+  -q, --quiet                 print only warnings and errors
+  -v, --verbose               also print WATCHDOG=1 pings, and stack traces
+
+SPEC (a .socket unit's Listen*= in one word):
+  8080, tcp:8080              TCP on [::]:8080, IPv4 too (ListenStream=8080)
+  tcp:127.0.0.1:8080          TCP on one address; 'tcp:[::1]:8080' for IPv6
+  udp:127.0.0.1:5353          UDP (ListenDatagram=)
+  unix:/run/app.sock          unix stream socket; also /run/app.sock, @abstract
+  unix-dgram:PATH             unix datagram socket (ListenDatagram=PATH)
+  seqpacket:PATH              unix seqpacket socket (ListenSequentialPacket=)
+  fifo:PATH                   FIFO (ListenFIFO=)
+  mqueue:/NAME                POSIX message queue (ListenMessageQueue=)
+  special:PATH                file or character device (ListenSpecial=)
+  Per socket, after commas: backlog=N, ipv6-only, reuse-port, mode=0600.
+  Port 0 lets the kernel choose; the addresses are printed at start.
+
+Examples:
+  sd-activate run -l web=tcp:127.0.0.1:3000 -- node server.js
+  sd-activate run -l web=8080 --type notify --restart always -- node server.js
+  sd-activate run -l admin=unix:./admin.sock,mode=0600 --lazy -- node admin.js
+  sd-activate run -l echo=tcp:127.0.0.1:7000 --accept -- cat
+  sd-activate run -l web=8080 --watch src -- node src/server.js
+
+Exit status: COMMAND's when it ends and is not restarted; 0 when stopped with
+Ctrl-C (a second one kills); 1 when sd-activate fails; 2 for a bad command
+line; 127 when COMMAND is not found.
+`;
+
+const OPTIONS = {
+  listen: { type: 'string', short: 'l', multiple: true },
+  backlog: { type: 'string' },
+  'ipv6-only': { type: 'boolean' },
+  'reuse-port': { type: 'boolean' },
+  'socket-mode': { type: 'string' },
+  accept: { type: 'boolean' },
+  'max-connections': { type: 'string' },
+  lazy: { type: 'boolean' },
+  type: { type: 'string' },
+  'timeout-start': { type: 'string' },
+  'timeout-stop': { type: 'string' },
+  restart: { type: 'string' },
+  'restart-sec': { type: 'string' },
+  watchdog: { type: 'string' },
+  'fd-store': { type: 'string' },
+  'notify-access': { type: 'string' },
+  watch: { type: 'string', multiple: true },
+  setenv: { type: 'string', short: 'E', multiple: true },
+  quiet: { type: 'boolean', short: 'q' },
+  verbose: { type: 'boolean', short: 'v' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function duration(name: string, value: string | undefined, allowInfinity: boolean): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = parseTimespan(value);
+  if (ms === undefined || (!allowInfinity && !Number.isFinite(ms))) {
+    throw new UsageError(`--${name} takes a time span like 5, 2.5s, 500ms or 1min${allowInfinity ? ' (or infinity)' : ''}, got ${JSON.stringify(value)}`);
+  }
+  return ms;
+}
+
+/** The command line as Supervisor options, or a UsageError. Exported for tests; no I/O. */
+export function runOptions(args: readonly string[]): { help: true } | { help: false; options: SupervisorOptions; quiet: boolean; verbose: boolean } {
+  const { own, command } = splitCommand(args, OPTIONS);
+  const { values: v, positionals } = parseOptions(own, OPTIONS, 'run');
+  if (v.help) return { help: true };
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  if (command.length === 0) throw new UsageError(`no command to run; usage: sd-activate run [options] -- COMMAND [ARGS...]`);
+
+  const defaults: ListenDefaults = {};
+  const backlog = countOption('backlog', v.backlog as string | undefined);
+  if (backlog !== undefined) defaults.backlog = backlog;
+  if (v['ipv6-only']) defaults.v6Only = true;
+  if (v['reuse-port']) defaults.reusePort = true;
+  if (v['socket-mode'] !== undefined) {
+    const mode = parseMode(v['socket-mode'] as string);
+    if (mode === undefined) throw new UsageError(`--socket-mode takes an octal mode like 0600, got ${JSON.stringify(v['socket-mode'])}`);
+    defaults.mode = mode;
+  }
+  const listen = ((v.listen as string[] | undefined) ?? []).map((text) => parseListenSpec(text, defaults));
+
+  const type = v.type as string | undefined;
+  if (type !== undefined && type !== 'simple' && type !== 'notify') throw new UsageError(`--type takes simple or notify, got ${JSON.stringify(type)}`);
+  const restart = v.restart as string | undefined;
+  if (restart !== undefined && !RESTART_POLICIES.includes(restart as RestartPolicy)) {
+    throw new UsageError(`--restart takes ${RESTART_POLICIES.join(', ')}; got ${JSON.stringify(restart)}`);
+  }
+  const notifyAccess = v['notify-access'] as string | undefined;
+  if (notifyAccess !== undefined && !['main', 'all', 'none'].includes(notifyAccess)) {
+    throw new UsageError(`--notify-access takes main, all or none, got ${JSON.stringify(notifyAccess)}`);
+  }
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const assignment of (v.setenv as string[] | undefined) ?? []) {
+    const eq = assignment.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--setenv takes NAME=VALUE, got ${JSON.stringify(assignment)}`);
+    env[assignment.slice(0, eq)] = assignment.slice(eq + 1);
+  }
+
+  const options: SupervisorOptions = { command: command[0]!, args: command.slice(1), listen, env };
+  if (type) options.type = type as 'simple' | 'notify';
+  if (restart) options.restart = restart as RestartPolicy;
+  if (notifyAccess) options.notifyAccess = notifyAccess as 'main' | 'all' | 'none';
+  const timeoutStart = duration('timeout-start', v['timeout-start'] as string | undefined, true);
+  if (timeoutStart !== undefined) options.timeoutStartSec = Number.isFinite(timeoutStart) ? timeoutStart : 0;
+  const timeoutStop = duration('timeout-stop', v['timeout-stop'] as string | undefined, false);
+  if (timeoutStop !== undefined) options.timeoutStopSec = timeoutStop;
+  const restartSec = duration('restart-sec', v['restart-sec'] as string | undefined, false);
+  if (restartSec !== undefined) options.restartSec = restartSec;
+  const watchdog = duration('watchdog', v.watchdog as string | undefined, false);
+  if (watchdog !== undefined) {
+    if (watchdog <= 0) throw new UsageError('--watchdog takes a time span above 0');
+    options.watchdogSec = watchdog;
+  }
+  const fdStore = countOption('fd-store', v['fd-store'] as string | undefined);
+  if (fdStore !== undefined) options.fdStoreMax = fdStore;
+  const maxConnections = countOption('max-connections', v['max-connections'] as string | undefined, 1);
+  if (maxConnections !== undefined) options.maxConnections = maxConnections;
+  if (v.accept) options.accept = true;
+  if (v.lazy) options.lazy = true;
+  if (v.watch) options.watch = v.watch as string[];
+
+  if (options.accept && options.lazy) throw new UsageError('--accept and --lazy do not go together: with --accept every COMMAND starts on a connection');
+  if (options.accept && listen.length === 0) throw new UsageError('--accept needs a socket to accept on: add -l');
+  if (options.lazy && listen.length === 0) throw new UsageError('--lazy needs a socket to wait on: add -l');
+  const notStream = listen.find((s) => s.kind !== 'socket' || s.type === 'dgram');
+  if (options.accept && notStream) throw new UsageError(`--accept takes stream and seqpacket sockets only (as Accept=yes); ${JSON.stringify(notStream.text)} is not one`);
+  if (options.accept && options.fdStoreMax) throw new UsageError('--accept and --fd-store do not go together');
+  if (notifyAccess === 'none' && (type === 'notify' || options.watchdogSec !== undefined || options.fdStoreMax)) {
+    throw new UsageError('--notify-access none leaves no NOTIFY_SOCKET: --type notify, --watchdog and --fd-store need one');
+  }
+  return { help: false, options, quiet: v.quiet === true, verbose: v.verbose === true };
+}
+
+/** How a notify message reads on one line: `READY=1 STATUS="Serving 3 clients"`. */
+export function formatNotifyFields(text: string): string {
+  return text
+    .split('\n')
+    .filter((line) => line.length > 0)
+    .map((line) => {
+      const eq = line.indexOf('=');
+      if (eq === -1) return JSON.stringify(line);
+      const value = line.slice(eq + 1);
+      return /^[\x21-\x7e]*$/.test(value) && !value.includes('"') ? line : `${line.slice(0, eq)}=${JSON.stringify(value)}`;
+    })
+    .join(' ');
+}
+
+/**
+ * Runs `sd-activate run ARGS`: resolves with the exit status once the service (and so the
+ * supervisor) has ended.
+ */
+export async function run(args: readonly string[], stderr: (line: string) => void): Promise<number> {
+  const parsed = runOptions(args);
+  if (parsed.help) {
+    process.stdout.write(RUN_HELP);
+    return 0;
+  }
+  const { options, quiet, verbose } = parsed;
+  const name = basename(options.command);
+  const info = (line: string): void => {
+    if (!quiet) stderr(line);
+  };
+  const supervisor = new Supervisor(options);
+  const type = options.type ?? 'simple';
+
+  supervisor.on('listening', (listeners) => {
+    listeners.forEach((listener, i) => info(describeListener(listener, 3 + i)));
+    if (supervisor.notifySocket && verbose) info(`NOTIFY_SOCKET=${supervisor.notifySocket}`);
+  });
+  supervisor.on('waiting', () => info(options.accept ? `waiting for connections; one ${name} each` : `waiting for a connection to start ${name}`));
+  supervisor.on('trigger', ({ name: fdName, index }) => info(`activity on fd ${3 + index} "${fdName}": starting ${name}`));
+  supervisor.on('spawn', ({ pid, stored, connection }) => {
+    if (connection && !verbose) return;
+    info(`started ${name} (pid ${pid})${stored ? ` with ${stored} stored fd${stored === 1 ? '' : 's'}` : ''}${connection ? ' for a connection' : ''}`);
+  });
+  supervisor.on('notify', ({ pid, message }) => {
+    const fields = message.fields;
+    if (!verbose && fields.size === 1 && fields.get('WATCHDOG') === '1') return;
+    const fds = message.fds.length ? ` (+${message.fds.length} fd${message.fds.length === 1 ? '' : 's'})` : '';
+    info(`[${pid}] ${formatNotifyFields(message.text)}${fds}`);
+  });
+  supervisor.on('ready', ({ pid, startupMs }) => {
+    if (type === 'notify') info(`${name} (pid ${pid}) is ready after ${formatDuration(startupMs)}`);
+  });
+  supervisor.on('mainpid', ({ from, to }) => info(`main pid is now ${to} (was ${from})`));
+  supervisor.on('watchdog', ({ pid, timeoutMs }) =>
+    stderr(`watchdog: ${name} (pid ${pid}) sent no WATCHDOG=1 for ${formatDuration(timeoutMs)}; sending SIGABRT`),
+  );
+  supervisor.on('start-timeout', ({ pid, timeoutMs }) =>
+    stderr(`${name} (pid ${pid}) sent no READY=1 within ${formatDuration(timeoutMs)}; stopping it (--timeout-start)`),
+  );
+  supervisor.on('exit', (exit) => {
+    if (exit.connection && exit.result === 'success' && !verbose) return;
+    const how = exit.signal ? `was killed by ${exit.signal}` : `exited with status ${exit.code}`;
+    const next = exit.restartDelayMs ? `; restarting in ${formatDuration(exit.restartDelayMs)}` : '';
+    const line = `${name} (pid ${exit.pid}) ${how} after ${formatDuration(exit.uptimeMs)}${next}`;
+    // After a timeout or the watchdog, the line that said so was the error; this one is detail.
+    if (exit.result === 'success' || exit.result === 'timeout' || exit.result === 'watchdog') info(line);
+    else stderr(line);
+  });
+  supervisor.on('change', ({ path }) => info(`${path} changed: restarting ${name}`));
+  supervisor.on('idle', () => info(`${name} is not running; waiting for a change to start it again`));
+  supervisor.on('warning', (message) => stderr(`warning: ${message}`));
+
+  let firstSignalAt: number | undefined;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (firstSignalAt === undefined) {
+      firstSignalAt = Date.now();
+      info(`${signal}: stopping ${name}`);
+      void supervisor.stop();
+    } else if (Date.now() - firstSignalAt > 1000) {
+      // Only a second signal a person sent: npx and timeout(1) relay a Ctrl-C that also
+      // reached us, and that one must not turn a clean stop into SIGKILL.
+      stderr(`${signal} again: killing ${name}`);
+      supervisor.kill('SIGKILL');
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
+  try {
+    await supervisor.start();
+    const result = await supervisor.done;
+    if (result.error) stderr(result.error.message);
+    return result.exitCode;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onSignal);
+  }
+}
