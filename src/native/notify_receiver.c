@@ -18,51 +18,24 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <node_api.h>
+#include "napi_util.h"
 #include <uv.h>
 
 #ifndef SCM_MAX_FD
 #define SCM_MAX_FD 253
 #endif
 
-#define CHECK(call)                                                            \
-  do {                                                                         \
-    if ((call) != napi_ok) return NULL;                                        \
-  } while (0)
 
-/* The same shape of error as sd_activate.c throws: src/native.ts maps it. */
-static napi_value throw_errno(napi_env env, int err, const char *syscall) {
-  napi_value msg, error, errno_value, syscall_value;
-  if (napi_create_string_utf8(env, strerror(err), NAPI_AUTO_LENGTH, &msg) != napi_ok) return NULL;
-  if (napi_create_error(env, NULL, msg, &error) != napi_ok) return NULL;
-  napi_create_int32(env, err, &errno_value);
-  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value);
-  napi_set_named_property(env, error, "errno", errno_value);
-  napi_set_named_property(env, error, "syscall", syscall_value);
-  napi_throw(env, error);
-  return NULL;
-}
 
-static napi_value throw_type(napi_env env, const char *message) {
-  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
-  return NULL;
-}
 
-/* Only a number that is exactly a C int (see sd_activate.c's get_int). */
+/* An fd: exactly a C int, and not negative. */
 static int get_fd(napi_env env, napi_value value, int *out) {
-  napi_valuetype type;
-  double d;
-  if (napi_typeof(env, value, &type) != napi_ok || type != napi_number) return 0;
-  if (napi_get_value_double(env, value, &d) != napi_ok) return 0;
-  if (!(d >= 0 && d <= INT32_MAX) || d != (double)(int32_t)d) return 0;
-  *out = (int)d;
+  int32_t v;
+  if (!get_int32(env, value, &v) || v < 0) return 0;
+  *out = v;
   return 1;
 }
 
-static int set_int(napi_env env, napi_value obj, const char *key, int64_t v) {
-  napi_value value;
-  return napi_create_int64(env, v, &value) == napi_ok && napi_set_named_property(env, obj, key, value) == napi_ok;
-}
 
 /* notifyReceiverOpen(sockaddr) -> fd: socket, SO_PASSCRED and bind in one
  * call, so that a failed bind leaves no fd behind. Non-blocking, because

@@ -23,7 +23,7 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
-#include <node_api.h>
+#include "napi_util.h"
 
 #ifndef SO_DOMAIN
 #define SO_DOMAIN 39
@@ -38,28 +38,8 @@
 #define PIDFS_MAGIC 0x50494446
 #endif
 
-#define CHECK(call)                                                            \
-  do {                                                                         \
-    if ((call) != napi_ok) return NULL;                                        \
-  } while (0)
 
-/* Throws an Error carrying the positive errno and the failing syscall. */
-static napi_value throw_errno(napi_env env, int err, const char *syscall) {
-  napi_value msg, error, errno_value, syscall_value;
-  if (napi_create_string_utf8(env, strerror(err), NAPI_AUTO_LENGTH, &msg) != napi_ok) return NULL;
-  if (napi_create_error(env, NULL, msg, &error) != napi_ok) return NULL;
-  napi_create_int32(env, err, &errno_value);
-  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value);
-  napi_set_named_property(env, error, "errno", errno_value);
-  napi_set_named_property(env, error, "syscall", syscall_value);
-  napi_throw(env, error);
-  return NULL;
-}
 
-static napi_value throw_type(napi_env env, const char *message) {
-  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
-  return NULL;
-}
 
 static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
   size_t argc = want;
@@ -67,17 +47,6 @@ static int get_args(napi_env env, napi_callback_info info, size_t want, napi_val
   return argc >= want;
 }
 
-/* Only a number that is exactly a C int: napi_get_value_int32() alone would
- * truncate 3.5 to 3 and wrap 2**32 + 3 to 3, and so act on an fd nobody named. */
-static int get_int(napi_env env, napi_value value, int32_t *out) {
-  napi_valuetype type;
-  double d;
-  if (napi_typeof(env, value, &type) != napi_ok || type != napi_number) return 0;
-  if (napi_get_value_double(env, value, &d) != napi_ok) return 0;
-  if (!(d >= INT32_MIN && d <= INT32_MAX) || d != (double)(int32_t)d) return 0;
-  *out = (int32_t)d;
-  return 1;
-}
 
 static napi_value make_int(napi_env env, int64_t v) {
   napi_value out;
@@ -85,10 +54,6 @@ static napi_value make_int(napi_env env, int64_t v) {
   return out;
 }
 
-static int set_int(napi_env env, napi_value obj, const char *key, int64_t v) {
-  napi_value value = make_int(env, v);
-  return value && napi_set_named_property(env, obj, key, value) == napi_ok;
-}
 
 static int set_bool(napi_env env, napi_value obj, const char *key, int v) {
   napi_value value;
@@ -114,7 +79,7 @@ static napi_value inspect(napi_env env, napi_callback_info info) {
   napi_value argv[1], result;
   int32_t fd;
   struct stat st;
-  if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], &fd)) return throw_type(env, "fd must be an integer");
+  if (!get_args(env, info, 1, argv) || !get_int32(env, argv[0], &fd)) return throw_type(env, "fd must be an integer");
   if (fstat(fd, &st) < 0) return throw_errno(env, errno, "fstat");
 
   CHECK(napi_create_object(env, &result));
@@ -169,7 +134,7 @@ static napi_value get_cloexec(napi_env env, napi_callback_info info) {
   napi_value argv[1], out;
   int32_t fd;
   int flags;
-  if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], &fd)) return throw_type(env, "fd must be an integer");
+  if (!get_args(env, info, 1, argv) || !get_int32(env, argv[0], &fd)) return throw_type(env, "fd must be an integer");
   flags = fcntl(fd, F_GETFD);
   if (flags < 0) return throw_errno(env, errno, "fcntl");
   CHECK(napi_get_boolean(env, flags & FD_CLOEXEC, &out));
@@ -182,7 +147,7 @@ static napi_value set_cloexec(napi_env env, napi_callback_info info) {
   int32_t fd;
   bool on;
   int flags, wanted;
-  if (!get_args(env, info, 2, argv) || !get_int(env, argv[0], &fd)) return throw_type(env, "fd must be an integer");
+  if (!get_args(env, info, 2, argv) || !get_int32(env, argv[0], &fd)) return throw_type(env, "fd must be an integer");
   if (napi_get_value_bool(env, argv[1], &on) != napi_ok) return throw_type(env, "on must be a boolean");
   flags = fcntl(fd, F_GETFD);
   if (flags < 0) return throw_errno(env, errno, "fcntl");
@@ -196,8 +161,8 @@ static napi_value do_socket(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   int32_t domain, type, protocol;
   int fd;
-  if (!get_args(env, info, 3, argv) || !get_int(env, argv[0], &domain) || !get_int(env, argv[1], &type) ||
-      !get_int(env, argv[2], &protocol))
+  if (!get_args(env, info, 3, argv) || !get_int32(env, argv[0], &domain) || !get_int32(env, argv[1], &type) ||
+      !get_int32(env, argv[2], &protocol))
     return throw_type(env, "socket(domain, type, protocol) takes integers");
   fd = socket(domain, type, protocol);
   if (fd < 0) return throw_errno(env, errno, "socket");
@@ -208,8 +173,8 @@ static napi_value do_socket(napi_env env, napi_callback_info info) {
 static napi_value do_setsockopt(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   int32_t fd, level, name, value;
-  if (!get_args(env, info, 4, argv) || !get_int(env, argv[0], &fd) || !get_int(env, argv[1], &level) ||
-      !get_int(env, argv[2], &name) || !get_int(env, argv[3], &value))
+  if (!get_args(env, info, 4, argv) || !get_int32(env, argv[0], &fd) || !get_int32(env, argv[1], &level) ||
+      !get_int32(env, argv[2], &name) || !get_int32(env, argv[3], &value))
     return throw_type(env, "setsockopt(fd, level, name, value) takes integers");
   if (setsockopt(fd, level, name, &value, sizeof(value)) < 0) return throw_errno(env, errno, "setsockopt");
   return NULL;
@@ -218,7 +183,7 @@ static napi_value do_setsockopt(napi_env env, napi_callback_info info) {
 static int get_fd_and_buffer(napi_env env, napi_callback_info info, int32_t *fd, void **data, size_t *len) {
   napi_value argv[2];
   bool is_buffer;
-  if (!get_args(env, info, 2, argv) || !get_int(env, argv[0], fd)) return 0;
+  if (!get_args(env, info, 2, argv) || !get_int32(env, argv[0], fd)) return 0;
   if (napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer) return 0;
   return napi_get_buffer_info(env, argv[1], data, len) == napi_ok;
 }
@@ -247,7 +212,7 @@ static napi_value do_connect(napi_env env, napi_callback_info info) {
 static napi_value do_listen(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   int32_t fd, backlog;
-  if (!get_args(env, info, 2, argv) || !get_int(env, argv[0], &fd) || !get_int(env, argv[1], &backlog))
+  if (!get_args(env, info, 2, argv) || !get_int32(env, argv[0], &fd) || !get_int32(env, argv[1], &backlog))
     return throw_type(env, "listen(fd, backlog) takes integers");
   if (listen(fd, backlog) < 0) return throw_errno(env, errno, "listen");
   return NULL;
@@ -257,7 +222,7 @@ static napi_value do_listen(napi_env env, napi_callback_info info) {
 static napi_value do_close(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int32_t fd;
-  if (!get_args(env, info, 1, argv) || !get_int(env, argv[0], &fd)) return throw_type(env, "fd must be an integer");
+  if (!get_args(env, info, 1, argv) || !get_int32(env, argv[0], &fd)) return throw_type(env, "fd must be an integer");
   if (close(fd) < 0 && errno != EINTR) return throw_errno(env, errno, "close");
   return NULL;
 }
@@ -275,7 +240,7 @@ static napi_value do_mkfifo(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   char path[4096];
   int32_t mode;
-  if (!get_args(env, info, 2, argv) || !get_string(env, argv[0], path, sizeof(path)) || !get_int(env, argv[1], &mode))
+  if (!get_args(env, info, 2, argv) || !get_string(env, argv[0], path, sizeof(path)) || !get_int32(env, argv[1], &mode))
     return throw_type(env, "mkfifo(path, mode) takes a string and an integer");
   if (mkfifo(path, (mode_t)mode) < 0) return throw_errno(env, errno, "mkfifo");
   return NULL;
@@ -288,8 +253,8 @@ static napi_value do_mq_open(napi_env env, napi_callback_info info) {
   int32_t oflag, mode, maxmsg, msgsize;
   struct mq_attr attr;
   mqd_t mq;
-  if (!get_args(env, info, 5, argv) || !get_string(env, argv[0], name, sizeof(name)) || !get_int(env, argv[1], &oflag) ||
-      !get_int(env, argv[2], &mode) || !get_int(env, argv[3], &maxmsg) || !get_int(env, argv[4], &msgsize))
+  if (!get_args(env, info, 5, argv) || !get_string(env, argv[0], name, sizeof(name)) || !get_int32(env, argv[1], &oflag) ||
+      !get_int32(env, argv[2], &mode) || !get_int32(env, argv[3], &maxmsg) || !get_int32(env, argv[4], &msgsize))
     return throw_type(env, "mqOpen(name, oflag, mode, maxmsg, msgsize) takes a string and integers");
   memset(&attr, 0, sizeof(attr));
   attr.mq_maxmsg = maxmsg;
@@ -387,7 +352,7 @@ static napi_value notify_send(napi_env env, napi_callback_info info) {
       napi_value el;
       int32_t fd;
       CHECK(napi_get_element(env, argv[2], i, &el));
-      if (!get_int(env, el, &fd)) return throw_type(env, "fds must be integers");
+      if (!get_int32(env, el, &fd)) return throw_type(env, "fds must be integers");
       fds[i] = fd;
     }
   }
@@ -397,11 +362,11 @@ static napi_value notify_send(napi_env env, napi_callback_info info) {
     napi_value v;
     int32_t pid, uid, gid;
     CHECK(napi_get_named_property(env, argv[3], "pid", &v));
-    if (!get_int(env, v, &pid)) return throw_type(env, "cred.pid must be an integer");
+    if (!get_int32(env, v, &pid)) return throw_type(env, "cred.pid must be an integer");
     CHECK(napi_get_named_property(env, argv[3], "uid", &v));
-    if (!get_int(env, v, &uid)) return throw_type(env, "cred.uid must be an integer");
+    if (!get_int32(env, v, &uid)) return throw_type(env, "cred.uid must be an integer");
     CHECK(napi_get_named_property(env, argv[3], "gid", &v));
-    if (!get_int(env, v, &gid)) return throw_type(env, "cred.gid must be an integer");
+    if (!get_int32(env, v, &gid)) return throw_type(env, "cred.gid must be an integer");
     cred.pid = pid;
     cred.uid = (uid_t)uid;
     cred.gid = (gid_t)gid;
@@ -482,8 +447,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"notifySend", NULL, notify_send, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));
-  { extern napi_status sd_watch_init(napi_env, napi_value); CHECK(sd_watch_init(env, exports)); } /* src/native/watch.c */
-  { extern int notify_receiver_register(napi_env, napi_value); if (!notify_receiver_register(env, exports)) return NULL; } /* notify_receiver.c */
+  CHECK(sd_watch_init(env, exports));
+  if (!notify_receiver_register(env, exports)) return NULL;
 
   CHECK(napi_create_object(env, &constants));
   if (!add_const(env, constants, "AF_UNIX", AF_UNIX) || !add_const(env, constants, "AF_INET", AF_INET) ||

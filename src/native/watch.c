@@ -17,7 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include <node_api.h>
+#include "napi_util.h"
 
 #define MAX_POLL_FDS 1024
 
@@ -31,26 +31,7 @@ typedef struct {
   int err;
 } poll_job;
 
-static int get_int32(napi_env env, napi_value value, int32_t *out) {
-  napi_valuetype type;
-  double d;
-  if (napi_typeof(env, value, &type) != napi_ok || type != napi_number) return 0;
-  if (napi_get_value_double(env, value, &d) != napi_ok) return 0;
-  if (!(d >= INT32_MIN && d <= INT32_MAX) || d != (double)(int32_t)d) return 0;
-  *out = (int32_t)d;
-  return 1;
-}
 
-static napi_value errno_error(napi_env env, int err, const char *syscall) {
-  napi_value msg, error, errno_value, syscall_value;
-  napi_create_string_utf8(env, strerror(err), NAPI_AUTO_LENGTH, &msg);
-  napi_create_error(env, NULL, msg, &error);
-  napi_create_int32(env, err, &errno_value);
-  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value);
-  napi_set_named_property(env, error, "errno", errno_value);
-  napi_set_named_property(env, error, "syscall", syscall_value);
-  return error;
-}
 
 static void poll_execute(napi_env env, void *data) {
   poll_job *job = data;

@@ -1,0 +1,62 @@
+/*
+ * What the addon's C files share: the error shape src/native.ts maps ({ errno, syscall }), strict
+ * argument reading, and the registration functions each file exports to sd_activate.c's init.
+ */
+#ifndef SD_ACTIVATE_NAPI_UTIL_H
+#define SD_ACTIVATE_NAPI_UTIL_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include <node_api.h>
+
+#define CHECK(call)                                                            \
+  do {                                                                         \
+    if ((call) != napi_ok) return NULL;                                        \
+  } while (0)
+
+/* An Error carrying the positive errno and the failing syscall; src/errors.ts makes it Node-style. */
+static inline napi_value errno_error(napi_env env, int err, const char *syscall) {
+  napi_value msg, error, errno_value, syscall_value;
+  if (napi_create_string_utf8(env, strerror(err), NAPI_AUTO_LENGTH, &msg) != napi_ok) return NULL;
+  if (napi_create_error(env, NULL, msg, &error) != napi_ok) return NULL;
+  napi_create_int32(env, err, &errno_value);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value);
+  napi_set_named_property(env, error, "errno", errno_value);
+  napi_set_named_property(env, error, "syscall", syscall_value);
+  return error;
+}
+
+static inline napi_value throw_errno(napi_env env, int err, const char *syscall) {
+  napi_value error = errno_error(env, err, syscall);
+  if (error) napi_throw(env, error);
+  return NULL;
+}
+
+static inline napi_value throw_type(napi_env env, const char *message) {
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
+  return NULL;
+}
+
+/* Only a number that is exactly a C int: napi_get_value_int32() alone would truncate 3.5 to 3 and
+ * wrap 2**32 + 3 to 3, and so act on an fd nobody named. */
+static inline int get_int32(napi_env env, napi_value value, int32_t *out) {
+  napi_valuetype type;
+  double d;
+  if (napi_typeof(env, value, &type) != napi_ok || type != napi_number) return 0;
+  if (napi_get_value_double(env, value, &d) != napi_ok) return 0;
+  if (!(d >= INT32_MIN && d <= INT32_MAX) || d != (double)(int32_t)d) return 0;
+  *out = (int32_t)d;
+  return 1;
+}
+
+static inline int set_int(napi_env env, napi_value obj, const char *key, int64_t v) {
+  napi_value value;
+  return napi_create_int64(env, v, &value) == napi_ok && napi_set_named_property(env, obj, key, value) == napi_ok;
+}
+
+/* Registration of the functions defined outside sd_activate.c. */
+napi_status sd_watch_init(napi_env env, napi_value exports);     /* watch.c */
+int notify_receiver_register(napi_env env, napi_value exports); /* notify_receiver.c */
+
+#endif
