@@ -1,22 +1,15 @@
 import { expect } from 'chai';
-import { SocketSet } from '../support/sockets.js';
-import { startApp, stop, type AppRun } from './harness.js';
+import { withApps } from './harness.js';
 import { waitForLine } from '../support/activated-child.js';
 
 describe('sd-activate/fastify', () => {
-  const sockets = new SocketSet();
-  let run: AppRun | undefined;
-  afterEach(async () => {
-    await stop(run?.child);
-    run = undefined;
-    sockets.closeAll();
-  });
+  const { sockets, start } = withApps();
 
   it('serves every fd of the name, not only the first, and closes them all with fastify.close()', async () => {
     const v4 = sockets.tcp('127.0.0.1');
     const v6 = sockets.tcp('::1');
     const unix = sockets.unix('stream');
-    run = await startApp('fastify', 'web', { fds: [v4.fd, v6.fd, unix.fd], names: ['web', 'web', 'web'] });
+    const run = await start('fastify', 'web', { fds: [v4.fd, v6.fd, unix.fd], names: ['web', 'web', 'web'] });
     const addresses = run.result as string[];
     expect(addresses).to.have.length(3);
     expect(addresses[0]).to.include(`127.0.0.1:${v4.port}`);
@@ -35,13 +28,13 @@ describe('sd-activate/fastify', () => {
   it('listens on the fallback when not activated', async () => {
     const probe = sockets.tcp('127.0.0.1');
     sockets.closeAll();
-    run = await startApp('fastify', 'web', null, { host: '127.0.0.1', port: probe.port });
+    const run = await start('fastify', 'web', null, { host: '127.0.0.1', port: probe.port });
     expect(await (await fetch(`http://127.0.0.1:${probe.port}/`)).text()).to.equal(`fastify ${run.child.pid} /`);
   });
 
   it('refuses a UDP fd with a typed error', async () => {
     const udp = sockets.udp();
-    run = await startApp('fastify', 'web', { fds: [udp.fd], names: ['web'] });
+    const run = await start('fastify', 'web', { fds: [udp.fd], names: ['web'] });
     expect(run.error?.code).to.equal('ERR_SD_FD_UNSUITABLE');
   });
 });

@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { spawnActivated, waitForLine } from '../support/activated-child.js';
+import { SocketSet } from '../support/sockets.js';
 
 export const ADAPTER_APP = fileURLToPath(new URL('../fixtures/adapter-app.js', import.meta.url));
 
@@ -24,7 +25,10 @@ export async function startApp(
   const child = activation
     ? spawnActivated({ fds: activation.fds, names: activation.names, command: process.execPath, args, env })
     : spawnActivated({ fds: [], listenPid: 'none', command: process.execPath, args, env: { ...env, LISTEN_FDS: undefined } });
-  const line = await waitForLine(child, (l) => l.startsWith('LISTENING ') || l.startsWith('ERROR '));
+  const line = await waitForLine(child, (l) => l.startsWith('LISTENING ') || l.startsWith('ERROR ')).catch(async (error: unknown) => {
+    await stop(child);
+    throw error;
+  });
   if (line.startsWith('LISTENING ')) return { child, result: JSON.parse(line.slice('LISTENING '.length)) };
   const [, code = '', ...rest] = line.split(' ');
   return { child, error: { code, message: rest.join(' ') } };
@@ -37,4 +41,24 @@ export function stop(child: ChildProcess | undefined): Promise<void> {
     child.once('exit', () => resolve());
     child.kill('SIGKILL');
   });
+}
+
+/**
+ * Sockets and adapter apps for one describe(): every app started is killed and every socket
+ * closed after each test, passed or failed.
+ */
+export function withApps(): { sockets: SocketSet; start: typeof startApp } {
+  const sockets = new SocketSet();
+  let runs: AppRun[] = [];
+  afterEach(async () => {
+    await Promise.all(runs.map((run) => stop(run.child)));
+    runs = [];
+    sockets.closeAll();
+  });
+  const start: typeof startApp = async (...args) => {
+    const run = await startApp(...args);
+    runs.push(run);
+    return run;
+  };
+  return { sockets, start };
 }

@@ -5,8 +5,7 @@ import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as https from 'node:https';
 import { join } from 'node:path';
-import { SocketSet } from '../support/sockets.js';
-import { startApp, stop, type AppRun } from './harness.js';
+import { withApps } from './harness.js';
 
 function get(options: http.RequestOptions): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -21,20 +20,14 @@ function get(options: http.RequestOptions): Promise<string> {
 }
 
 describe('sd-activate/http', () => {
-  const sockets = new SocketSet();
-  let run: AppRun | undefined;
-  afterEach(async () => {
-    await stop(run?.child);
-    run = undefined;
-    sockets.closeAll();
-  });
+  const { sockets, start } = withApps();
 
   it('serves HTTP on every fd of the name: IPv4, IPv6 and a unix socket', async () => {
     const v4 = sockets.tcp('127.0.0.1');
     const v6 = sockets.tcp('::1');
     const unix = sockets.unix('stream');
     const other = sockets.tcp('127.0.0.1');
-    run = await startApp('http', 'web', { fds: [v4.fd, other.fd, v6.fd, unix.fd], names: ['web', 'other', 'web', 'web'] });
+    const run = await start('http', 'web', { fds: [v4.fd, other.fd, v6.fd, unix.fd], names: ['web', 'other', 'web', 'web'] });
     expect(run.error).to.equal(undefined);
     expect(run.result).to.have.length(3);
     const pid = run.child.pid!;
@@ -53,33 +46,33 @@ describe('sd-activate/http', () => {
   it('serves on the fallback when not activated', async () => {
     const probe = sockets.tcp('127.0.0.1');
     sockets.closeAll(); // a port that was just free
-    run = await startApp('http', 'web', null, { host: '127.0.0.1', port: probe.port });
+    const run = await start('http', 'web', null, { host: '127.0.0.1', port: probe.port });
     expect(await get({ host: '127.0.0.1', port: probe.port, path: '/fb' })).to.equal(`http ${run.child.pid} /fb`);
   });
 
   it('refuses a UDP fd with an error naming the fd, what it is and what would work', async () => {
     const udp = sockets.udp();
-    run = await startApp('http', 'web', { fds: [udp.fd], names: ['web'] });
+    const run = await start('http', 'web', { fds: [udp.fd], names: ['web'] });
     expect(run.error?.code).to.equal('ERR_SD_FD_UNSUITABLE');
     expect(run.error?.message).to.include('fd 3 "web"').and.include('udp 127.0.0.1').and.include('sd-activate/dgram');
   });
 
   it('refuses a unix datagram socket and a FIFO', async () => {
     const dgram = sockets.unix('dgram');
-    run = await startApp('http', 'web', { fds: [dgram.fd], names: ['web'] });
+    const run = await start('http', 'web', { fds: [dgram.fd], names: ['web'] });
     expect(run.error?.code).to.equal('ERR_SD_FD_UNSUITABLE');
     expect(run.error?.message).to.include('unix dgram');
   });
 
   it('refuses an activated process whose name is missing, listing the names there are', async () => {
     const tcp = sockets.tcp();
-    run = await startApp('http', 'web', { fds: [tcp.fd], names: ['api'] }, 8080);
+    const run = await start('http', 'web', { fds: [tcp.fd], names: ['api'] }, 8080);
     expect(run.error?.code).to.equal('ERR_SD_FD_NOT_FOUND');
     expect(run.error?.message).to.include('"web"').and.include('"api" (fd 3');
   });
 
   it('says how to run it activated when there is neither an fd nor a fallback', async () => {
-    run = await startApp('http', 'web', null);
+    const run = await start('http', 'web', null);
     expect(run.error?.code).to.equal('ERR_SD_NOT_ACTIVATED');
     expect(run.error?.message).to.include('FileDescriptorName=web').and.include('systemd-socket-activate');
   });
@@ -91,7 +84,7 @@ describe('sd-activate/http', () => {
     const key = readFileSync(join(dir, 'key.pem'), 'utf8');
     const cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
     const tcp = sockets.tcp();
-    run = await startApp('https', 'web', { fds: [tcp.fd], names: ['web'] }, undefined, { TLS_KEY: key, TLS_CERT: cert });
+    const run = await start('https', 'web', { fds: [tcp.fd], names: ['web'] }, undefined, { TLS_KEY: key, TLS_CERT: cert });
     const body = await new Promise<string>((resolve, reject) => {
       https.get({ host: '127.0.0.1', port: tcp.port, path: '/tls', ca: cert, servername: 'localhost' }, (res) => {
         let text = '';
@@ -103,7 +96,7 @@ describe('sd-activate/http', () => {
 
   it('serves cleartext HTTP/2', async () => {
     const tcp = sockets.tcp();
-    run = await startApp('http2', 'web', { fds: [tcp.fd], names: ['web'] });
+    const run = await start('http2', 'web', { fds: [tcp.fd], names: ['web'] });
     const session = http2.connect(`http://127.0.0.1:${tcp.port}`);
     try {
       const body = await new Promise<string>((resolve, reject) => {

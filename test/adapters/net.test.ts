@@ -1,7 +1,6 @@
 import { expect } from 'chai';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
-import { SocketSet } from '../support/sockets.js';
-import { startApp, stop, type AppRun } from './harness.js';
+import { withApps } from './harness.js';
 
 function read(options: { port: number; host?: string } | { path: string }): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -12,18 +11,12 @@ function read(options: { port: number; host?: string } | { path: string }): Prom
 }
 
 describe('sd-activate/net', () => {
-  const sockets = new SocketSet();
-  let run: AppRun | undefined;
-  afterEach(async () => {
-    await stop(run?.child);
-    run = undefined;
-    sockets.closeAll();
-  });
+  const { sockets, start } = withApps();
 
   it('runs one net.Server per fd of the name', async () => {
     const a = sockets.tcp('127.0.0.1');
     const b = sockets.tcp('::1');
-    run = await startApp('net', 'echo', { fds: [a.fd, b.fd], names: ['echo', 'echo'] });
+    const run = await start('net', 'echo', { fds: [a.fd, b.fd], names: ['echo', 'echo'] });
     expect(run.result).to.have.length(2);
     expect(await read({ host: '127.0.0.1', port: a.port })).to.equal(`net ${run.child.pid}\n`);
     expect(await read({ host: '::1', port: b.port })).to.equal(`net ${run.child.pid}\n`);
@@ -45,7 +38,7 @@ describe('sd-activate/net', () => {
   it('refuses an accepted connection given to listen(), pointing at connection()', async () => {
     const pair = await acceptedPair();
     try {
-      run = await startApp('net', 'echo', { fds: [pair.fd], names: ['echo'] });
+      const run = await start('net', 'echo', { fds: [pair.fd], names: ['echo'] });
       expect(run.error?.code).to.equal('ERR_SD_FD_UNSUITABLE');
       expect(run.error?.message).to.include('fd 3 "echo"').and.include('connection()');
     } finally {
@@ -58,7 +51,7 @@ describe('sd-activate/net', () => {
     try {
       let text = '';
       pair.client.setEncoding('utf8').on('data', (d: string) => (text += d));
-      run = await startApp('connection', 'connection', { fds: [pair.fd], names: ['connection'] });
+      const run = await start('connection', 'connection', { fds: [pair.fd], names: ['connection'] });
       expect(run.error).to.equal(undefined);
       expect((run.result as { remote: string }).remote).to.equal('127.0.0.1');
       await new Promise((r) => pair.client.once('end', r));
@@ -70,7 +63,7 @@ describe('sd-activate/net', () => {
 
   it('connection() refuses a listening socket', async () => {
     const tcp = sockets.tcp();
-    run = await startApp('connection', 'connection', { fds: [tcp.fd], names: ['connection'] });
+    const run = await start('connection', 'connection', { fds: [tcp.fd], names: ['connection'] });
     expect(run.error?.code).to.equal('ERR_SD_FD_UNSUITABLE');
     expect(run.error?.message).to.include('listening');
   });
