@@ -49,13 +49,15 @@ describe('lifecycle(): READY, RELOADING and a graceful stop', () => {
         // READY means listening: a request now is served.
         expect(await (await fetch(`http://127.0.0.1:${port}/`)).text()).to.equal('ok');
 
+        // Listen for the line before the signal: it may come before the notify messages do.
+        const reloaded = waitForLine(child!, (l) => l === 'RELOADED');
         child!.kill('SIGHUP');
         const reloading = await next();
         expect(reloading.get('RELOADING')).to.equal('1');
         expect(Number(reloading.get('MONOTONIC_USEC'))).to.be.greaterThan(0);
         const readyAgain = await next();
         expect(readyAgain.get('READY')).to.equal('1');
-        await waitForLine(child!, (l) => l === 'RELOADED');
+        await reloaded;
 
         // An in-flight request started before SIGTERM still gets its answer.
         const slow = fetch(`http://127.0.0.1:${port}/slow`).then((r) => r.text());
