@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs, as root, the Debian packages the test suite needs beyond Node and a C compiler:
+#   libsystemd-dev          the C harnesses that compare sd-activate with libsystemd's own functions
+#   systemd                 the real user manager the end-to-end tests start (not as PID 1)
+#   socat                   talks to the sockets the end-to-end tests pass
+#   gcc-aarch64-linux-gnu   cross-compiles the linux-arm64 prebuilt binary
+#   musl-tools              musl-gcc, for the linux-x64 musl prebuilt binary
+#   file, binutils          file(1) and readelf(1) check the prebuilt binaries
+#   qemu-user, libstdc++6-arm64-cross   run Node.js for arm64 on the arm64 binary
+# Packages already installed are left alone; nothing is fetched when all are there.
+set -euo pipefail
+need=()
+for pkg in libsystemd-dev systemd socat gcc-aarch64-linux-gnu musl-tools file binutils qemu-user libstdc++6-arm64-cross; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
+done
+if ((${#need[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
