@@ -1,4 +1,4 @@
-import { inspect } from 'node:util';
+import { util } from './builtins.js';
 import { LISTEN_FDS_START, LISTEN_VARIABLES, parseListenEnvironment } from './env.js';
 import { SystemdError } from './errors.js';
 import { native } from './native.js';
@@ -33,7 +33,7 @@ export class ListenFd {
     return { fd: this.fd, name: this.name, description: this.describe(), info: this.info };
   }
 
-  [inspect.custom](): string {
+  [util.inspect.custom](): string {
     return `ListenFd { fd: ${this.fd}, name: ${JSON.stringify(this.name)}, ${this.describe()} }`;
   }
 }
@@ -137,11 +137,11 @@ function fallbackOptions(name: string, fallback: ListenFallback | undefined): Fa
       return fallback.host === undefined ? { port: fallback.port } : { host: fallback.host, port: fallback.port };
     }
   }
-  throw new TypeError(`fallback must be a port, a unix socket path, { host, port } or { path }, got ${inspect(fallback)}`);
+  throw new TypeError(`fallback must be a port, a unix socket path, { host, port } or { path }, got ${util.inspect(fallback)}`);
 }
 
 function checkName(name: unknown): asserts name is string {
-  if (typeof name !== 'string' || name.length === 0) throw new TypeError(`name must be a non-empty string, got ${inspect(name)}`);
+  if (typeof name !== 'string' || name.length === 0) throw new TypeError(`name must be a non-empty string, got ${util.inspect(name)}`);
 }
 
 function notFound(name: string, fds: readonly ListenFd[]): SystemdError {

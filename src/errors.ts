@@ -1,4 +1,6 @@
-import { getSystemErrorName } from 'node:util';
+import { util } from './builtins.js';
+
+const { getSystemErrorName } = util;
 
 /**
  * Every condition of sd-activate's own, by its literal `code`.

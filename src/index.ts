@@ -39,7 +39,6 @@ export {
   type NotifyValue,
   type ReloadingOptions,
 } from './notify.js';
-export { NotifyMessage, NotifyReceiver, type NotifyReceiverEvents } from './notify-receiver.js';
 export {
   parseWatchdogEnvironment,
   startWatchdog,

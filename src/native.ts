@@ -1,5 +1,4 @@
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { fs, nodeModule, url } from './builtins.js';
 import { SystemdError, isNativeErrno, systemError } from './errors.js';
 
 /** What `inspect(fd)` reports: fstat(2), and getsockopt(2)/getsockname(2)/getpeername(2) for sockets. */
@@ -105,9 +104,9 @@ export function native(): NativeBinding {
   }
   let raw: NativeBinding;
   try {
-    const require = createRequire(import.meta.url);
-    const load = require('node-gyp-build') as (dir: string) => NativeBinding;
-    raw = load(fileURLToPath(new URL('../..', import.meta.url)));
+    // The package root, without the trailing slash the URL keeps.
+    const root = url.fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
+    raw = loadKnown(root) ?? (nodeModule().createRequire(import.meta.url)('node-gyp-build') as (dir: string) => NativeBinding)(root);
   } catch (cause) {
     throw new SystemdError(
       'ERR_SD_UNSUPPORTED_PLATFORM',
@@ -117,6 +116,30 @@ export function native(): NativeBinding {
   }
   binding = wrap(raw);
   return binding;
+}
+
+/**
+ * The binary node-gyp-build would pick in the two usual cases, loaded without node-gyp-build:
+ * loading node-gyp-build (and node:module to require it) and letting it search costs about 2 ms
+ * of a service's start-up, most of the addon's share. A local build wins, as with node-gyp-build
+ * (unless PREBUILDS_ONLY is set); then the glibc prebuild of this architecture. Anything else
+ * (musl, a binary that does not load) falls through to node-gyp-build, which knows every case.
+ */
+function loadKnown(root: string): NativeBinding | undefined {
+  const candidates = [`${root}/prebuilds/linux-${process.arch}/sd-activate.glibc.node`];
+  if (!process.env.PREBUILDS_ONLY) candidates.unshift(`${root}/build/Release/sd_activate.node`);
+  for (const file of candidates) {
+    if (!fs.existsSync(file)) continue;
+    try {
+      // What require() does with a .node file, without node:module.
+      const addon = { exports: {} as NativeBinding };
+      process.dlopen(addon, file);
+      return addon.exports;
+    } catch {
+      // Left to node-gyp-build, which reports what fits and what does not.
+    }
+  }
+  return undefined;
 }
 
 /**

@@ -1,7 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { unlinkSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
-import { isAbsolute } from 'node:path';
+import { errno as errnoValues, fs } from './builtins.js';
 import { SystemdError, systemError } from './errors.js';
 import { native, type NativeBinding } from './native.js';
 import { encodeSockaddr } from './sockaddr.js';
@@ -29,7 +27,7 @@ function binding(): NativeBinding & ReceiverBinding {
   return native() as NativeBinding & ReceiverBinding;
 }
 
-const { ETIMEDOUT } = osConstants.errno;
+const { ETIMEDOUT } = errnoValues;
 
 /** Messages read per readable event before the loop gets a turn; the watcher fires again for the rest. */
 const BATCH = 64;
@@ -137,7 +135,7 @@ export class NotifyReceiver extends EventEmitter<NotifyReceiverEvents> {
    */
   constructor(address: string) {
     super();
-    if (typeof address !== 'string' || !(address.startsWith('@') || isAbsolute(address)) || address.length < 2) {
+    if (typeof address !== 'string' || !(address.startsWith('@') || address.startsWith('/')) || address.length < 2) {
       throw new TypeError(`a notify socket address is an absolute path or '@' and a name, got ${JSON.stringify(address)}`);
     }
     const sockaddr = address.startsWith('@') ? encodeSockaddr({ family: 'unix', abstract: address.slice(1) }) : encodeSockaddr({ family: 'unix', path: address });
@@ -271,7 +269,7 @@ export class NotifyReceiver extends EventEmitter<NotifyReceiverEvents> {
   private unlink(): void {
     if (this.address.startsWith('@')) return;
     try {
-      unlinkSync(this.address);
+      fs.unlinkSync(this.address);
     } catch {
       // already gone: nothing to clean up
     }

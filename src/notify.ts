@@ -1,4 +1,4 @@
-import { constants as osConstants } from 'node:os';
+import { errno as errnoValues, os } from './builtins.js';
 import { SystemdError, systemError, type SystemError } from './errors.js';
 import { native } from './native.js';
 import { encodeSockaddr } from './sockaddr.js';
@@ -9,7 +9,7 @@ import { encodeSockaddr } from './sockaddr.js';
  * by test/notify-libsystemd.test.ts.
  */
 
-const { EINVAL, ENAMETOOLONG, ETIMEDOUT } = osConstants.errno;
+const { EINVAL, ENAMETOOLONG, ETIMEDOUT } = errnoValues;
 
 /** sizeof(sockaddr_un.sun_path) - 1: libsystemd wants room for a trailing NUL, even for an abstract name. */
 const NOTIFY_SOCKET_MAX = 107;
@@ -512,7 +512,7 @@ export const notify: Notify = Object.assign(notifyFunction, {
 
 function errnoNumber(error: unknown): number {
   if (typeof error === 'string') {
-    const n = (osConstants.errno as Record<string, number | undefined>)[error];
+    const n = (os().constants.errno as Record<string, number | undefined>)[error];
     if (n === undefined) throw new TypeError(`not an errno name: ${JSON.stringify(error)}`);
     return n;
   }

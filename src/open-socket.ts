@@ -1,4 +1,6 @@
-import { chmodSync, unlinkSync } from 'node:fs';
+import { fs } from './builtins.js';
+
+const { chmodSync, unlinkSync } = fs;
 import { native } from './native.js';
 import { encodeSockaddr, type BindAddress } from './sockaddr.js';
 

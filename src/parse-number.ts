@@ -1,4 +1,4 @@
-import { constants as osConstants } from 'node:os';
+import { errno as errnoValues } from './builtins.js';
 
 /*
  * systemd's own number parsing (safe_atoi, safe_atou64/safe_atolu, parse_pid), for the variables
@@ -7,7 +7,7 @@ import { constants as osConstants } from 'node:os';
  * (LISTEN_*) and test/notify-libsystemd.test.ts (WATCHDOG_*).
  */
 
-const { EINVAL, ERANGE } = osConstants.errno;
+const { EINVAL, ERANGE } = errnoValues;
 const INT_MAX = 2 ** 31 - 1;
 
 /** A refused number: the positive errno (EINVAL: not a number; ERANGE: out of range). */

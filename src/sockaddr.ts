@@ -1,5 +1,4 @@
-import { createRequire } from 'node:module';
-import { endianness } from 'node:os';
+import { nodeModule } from './builtins.js';
 import type { Address4, Address6 } from 'ip-address';
 
 /*
@@ -7,7 +6,8 @@ import type { Address4, Address6 } from 'ip-address';
  * ports network order, sin6_flowinfo network order, sin6_scope_id host order.
  */
 
-const LE = endianness() === 'LE';
+/** Host byte order, as os.endianness() says, without loading node:os at start-up. */
+const LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const AF_UNIX = 1;
 const AF_INET = 2;
 const AF_INET6 = 10;
@@ -19,7 +19,7 @@ const UNIX_PATH_MAX = 108;
 let ipAddressModule: typeof import('ip-address') | undefined;
 /** ip-address costs milliseconds to load: only those who ask for the object pay. */
 function ipAddress(): typeof import('ip-address') {
-  ipAddressModule ??= createRequire(import.meta.url)('ip-address') as typeof import('ip-address');
+  ipAddressModule ??= nodeModule().createRequire(import.meta.url)('ip-address') as typeof import('ip-address');
   return ipAddressModule;
 }
 

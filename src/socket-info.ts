@@ -1,4 +1,4 @@
-import { readlinkSync } from 'node:fs';
+import { fs } from './builtins.js';
 import type { RawFdFacts, NativeConstants } from './native.js';
 import {
   decodeSockaddr,
@@ -130,7 +130,7 @@ function socketType(type: number | undefined, c: NativeConstants): SocketType {
 
 function fdPath(fd: number): string | null {
   try {
-    return readlinkSync(`/proc/self/fd/${fd}`);
+    return fs.readlinkSync(`/proc/self/fd/${fd}`);
   } catch {
     return null;
   }

@@ -20,6 +20,9 @@ import { Supervisor, type RestartPolicy, type ServiceExit, type SupervisorResult
  * name with its exact length; Node 20's `net.connect()` pads the name to the full sockaddr_un
  * (libuv), so it reaches a different name: use a path socket for what Node itself connects to.
  */
+/** The receiving end of sd_notify(3), for tests and tools that play the service manager. */
+export { NotifyMessage, NotifyReceiver, type NotifyReceiverEvents } from './notify-receiver.js';
+
 export type ServiceAddress =
   | { name: string; kind: 'tcp' | 'udp'; family: 4 | 6; host: string; port: number }
   | { name: string; kind: 'unix'; type: 'stream' | 'dgram' | 'seqpacket'; path: string; abstract: boolean }

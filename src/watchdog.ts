@@ -1,9 +1,9 @@
-import { constants as osConstants } from 'node:os';
+import { errno as errnoValues } from './builtins.js';
 import { SystemdError } from './errors.js';
 import { notify } from './notify.js';
 import { U64_MAX, parsePid, safeAtou64 } from './parse-number.js';
 
-const { EINVAL, ERANGE } = osConstants.errno;
+const { EINVAL, ERANGE } = errnoValues;
 
 /** The longest delay setTimeout() takes; a longer one would fire at once. */
 const TIMER_MAX_MS = 0x7fffffff;

@@ -11,6 +11,7 @@ import { openReceiver, saveEnv } from './support/notify.js';
 import { openFds } from './support/resources.js';
 
 const INDEX = fileURLToPath(new URL('../src/index.js', import.meta.url));
+const RECEIVER = fileURLToPath(new URL('../src/notify-receiver.js', import.meta.url));
 
 describe('NotifyReceiver', function () {
   let receiver: NotifyReceiver;
@@ -115,7 +116,7 @@ describe('NotifyReceiver', function () {
 
   it('keeps the process alive until closed, unless unref()ed', function () {
     const script = (unref: boolean): string =>
-      `import('${INDEX}').then(({ NotifyReceiver }) => { const r = new NotifyReceiver('@sd-activate-alive-' + process.pid); ${unref ? 'r.unref();' : 'setTimeout(() => r.close(), 200);'} })`;
+      `import('${RECEIVER}').then(({ NotifyReceiver }) => { const r = new NotifyReceiver('@sd-activate-alive-' + process.pid); ${unref ? 'r.unref();' : 'setTimeout(() => r.close(), 200);'} })`;
     for (const unref of [true, false]) {
       const started = Date.now();
       const child = spawnSync(process.execPath, ['-e', script(unref)], { encoding: 'utf8', timeout: 10_000 });
@@ -125,7 +126,7 @@ describe('NotifyReceiver', function () {
   });
 
   it("a throwing 'message' listener reaches uncaughtException, as from any other I/O callback", function () {
-    const script = `import('${INDEX}').then(({ NotifyReceiver, notify }) => {
+    const script = `Promise.all([import('${RECEIVER}'), import('${INDEX}')]).then(([{ NotifyReceiver }, { notify }]) => {
       const r = new NotifyReceiver('@sd-activate-throw-' + process.pid);
       process.env.NOTIFY_SOCKET = r.address;
       process.on('uncaughtException', (e) => { process.stdout.write('caught ' + e.message); r.close(); });
@@ -138,7 +139,7 @@ describe('NotifyReceiver', function () {
   });
 
   it('a receiver left open in a worker thread that ends is cleaned up with it', async function () {
-    const code = `import('${INDEX}').then(({ NotifyReceiver, notify }) => {
+    const code = `Promise.all([import('${RECEIVER}'), import('${INDEX}')]).then(([{ NotifyReceiver }, { notify }]) => {
       const r = new NotifyReceiver('@sd-activate-worker-' + process.pid + '-' + require('node:worker_threads').threadId);
       process.env.NOTIFY_SOCKET = r.address;
       r.on('message', (m) => require('node:worker_threads').parentPort.postMessage(m.text));

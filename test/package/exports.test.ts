@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { isBuiltin } from 'node:module';
-import { join, relative } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import { install, manifest, moduleSubpaths, node, specifier, writeScript } from './support.js';
 
 /** What each subpath must export (at least, for `.` and `./testing`; exactly, for the adapters). */
@@ -158,8 +158,9 @@ describe('package: the manifest', function () {
       expect(value.types, subpath).to.match(/\.d\.ts$/);
       expect(Object.keys(value), subpath).to.include('default');
       for (const target of Object.values(value)) expect(existsSync(join(pkgDir, target)), `${subpath}: ${target}`).to.equal(true);
-      // The declarations describe the module they sit next to.
-      expect(value.types!.replace(/\.d\.ts$/, '.js'), subpath).to.equal(value.default);
+      // The code is the bundle of the module whose declarations tsc wrote.
+      expect(value.default, subpath).to.match(/^\.\/dist\/pkg\//);
+      expect(basename(value.types!, '.d.ts'), subpath).to.equal(basename(value.default!, '.js'));
     }
   });
 

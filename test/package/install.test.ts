@@ -57,7 +57,8 @@ describe('package: npm pack', function () {
       /^README\.md$/,
       /^CHANGELOG\.md$/,
       /^LICENSE(\.md)?$/,
-      /^dist\/(src|adapters)\/.+\.(js|d\.ts)$/,
+      /^dist\/(src|adapters)\/.+\.d\.ts$/,
+      /^dist\/pkg\/(cli\/)?[\w-]+\.js$/,
       /^prebuilds\/linux-(x64|arm64)\/sd-activate\.(glibc|musl)\.node$/,
       /^src\/native\/[^/]+\.[ch]$/,
       /^binding\.gyp$/,
@@ -65,12 +66,15 @@ describe('package: npm pack', function () {
     ];
     const unexpected = paths.filter((p) => !allowed.some((re) => re.test(p)));
     expect(unexpected, 'files a user does not need').to.deep.equal([]);
-    for (const file of [...PREBUILDS, 'package.json', 'README.md', 'CHANGELOG.md', 'binding.gyp', 'scripts/install.cjs', 'dist/src/index.js', 'dist/src/index.d.ts']) {
+    for (const file of [...PREBUILDS, 'package.json', 'README.md', 'CHANGELOG.md', 'binding.gyp', 'scripts/install.cjs', 'dist/pkg/index.js', 'dist/src/index.d.ts']) {
       expect(paths, file).to.include(file);
     }
     expect(paths.some((p) => /^src\/native\/.+\.c$/.test(p)), 'the C sources, to build where no prebuilt binary fits').to.equal(true);
-    // Every module ships with its declarations.
-    for (const js of paths.filter((p) => p.endsWith('.js'))) expect(paths, `${js} without declarations`).to.include(js.replace(/\.js$/, '.d.ts'));
+    // Every module a user imports ships with its declarations (the CLI is run, not imported).
+    for (const js of paths.filter((p) => p.startsWith('dist/pkg/') && p.endsWith('.js') && !p.startsWith('dist/pkg/cli/'))) {
+      const name = js.slice('dist/pkg/'.length).replace(/\.js$/, '.d.ts');
+      expect(paths.includes(`dist/src/${name}`) || paths.includes(`dist/adapters/${name}`), `${js} without declarations`).to.equal(true);
+    }
     expect(size).to.be.above(0);
     expect(unpackedSize).to.be.above(size);
   });
