@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import * as dgram from 'node:dgram';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { join } from 'node:path';
@@ -182,5 +182,39 @@ describe('examples under sd-activate run, with the flags their READMEs show', fu
     expect(pkg.bin['sd-activate']).to.equal('./dist/pkg/cli/main.js');
     expect(CLI).to.equal(join(ROOT, 'dist/src/cli/main.js'));
     expect(readFileSync(CLI, 'utf8').startsWith('#!/usr/bin/env node\n')).to.equal(true);
+  });
+});
+
+describe('examples under sd-activate run: watchdog and notify-reload', function () {
+  this.timeout(60_000);
+  const clis = useClis();
+
+  it('watchdog: a failing health check stops the pings; the tool kills it and starts a new one on the same socket', async () => {
+    const args = readmeCommand('watchdog');
+    expect(args).to.include.members(['--watchdog', '--restart']);
+    const cli = clis.start(args, { cwd: clis.tempDir() });
+    const [web] = await printed(cli, 1);
+    const first = (await cli.waitFor(/started node \(pid (\d+)\)/))[1];
+    await cli.waitFor(/is ready after/);
+    expect(await get(`http://127.0.0.1:${web!.port}/`)).to.equal(`pid ${first}, healthy: true\n`);
+    await get(`http://127.0.0.1:${web!.port}/sick`);
+    const restarted = await cli.waitFor(new RegExp(`started node \\(pid (?!${first}\\))(\\d+)\\)`), { timeoutMs: 20_000 });
+    expect(cli.stderr).to.match(/watchdog/i);
+    expect(await get(`http://127.0.0.1:${web!.port}/`)).to.equal(`pid ${restarted[1]}, healthy: true\n`);
+  });
+
+  it('notify-reload: SIGHUP sends RELOADING=1 and READY=1 around the reload, and the new greeting is served', async () => {
+    const dir = clis.tempDir();
+    const greeting = join(dir, 'greeting.txt');
+    writeFileSync(greeting, 'hello\n');
+    const cli = clis.start(readmeCommand('notify-reload'), { cwd: dir, env: { ...process.env, GREETING_FILE: greeting } });
+    const [web] = await printed(cli, 1);
+    const pid = Number((await cli.waitFor(/started node \(pid (\d+)\)/))[1]);
+    await cli.waitFor(/is ready after/);
+    expect(await get(`http://127.0.0.1:${web!.port}/`)).to.equal('hello\n');
+    writeFileSync(greeting, 'bonjour\n');
+    process.kill(pid, 'SIGHUP');
+    await cli.waitFor(new RegExp(`\\[${pid}\\] RELOADING=1 MONOTONIC_USEC=\\d+[^\\n]*\\n[^]*\\[${pid}\\] READY=1`));
+    expect(await get(`http://127.0.0.1:${web!.port}/`)).to.equal('bonjour\n');
   });
 });
