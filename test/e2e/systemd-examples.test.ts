@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import { freeTcpPort, httpGet } from '../support/network.js';
+import { freeTcpPort, freeUdpPort, httpGet, udpRequest } from '../support/network.js';
 import { SystemdManager } from '../support/systemd-manager.js';
 
 /*
@@ -27,6 +27,75 @@ function shippedUnit(example: string, file: string, replacements: Array<[string,
 async function body(port: number, path = '/'): Promise<string> {
   return (await httpGet({ host: '127.0.0.1', port }, path)).body;
 }
+
+/** A .socket/.service pair of an example, installed under fresh names with `port` in place of its own. */
+async function installExample(
+  manager: SystemdManager,
+  example: string,
+  unit: string,
+  name: string,
+  ports: Array<[string, string]>,
+): Promise<{ socket: string; service: string }> {
+  const socket = `${name}.socket`;
+  const service = `${name}.service`;
+  await manager.installUnits({
+    [socket]: shippedUnit(example, `${unit}.socket`, ports).replace('[Socket]', `[Socket]\nService=${service}`),
+    [service]: shippedUnit(example, `${unit}.service`, [
+      [`${unit}.socket`, socket],
+      [`/usr/bin/node /opt/${example}/server.js`, `${process.execPath} ${join(EXAMPLES, example, 'server.js')}`],
+    ]),
+  });
+  return { socket, service };
+}
+
+describe('systemd user manager: the Express, Fastify and UDP examples with their own units', function () {
+  this.timeout(90_000);
+  const id = randomBytes(4).toString('hex');
+  let manager: SystemdManager;
+
+  before(async function () {
+    manager = await SystemdManager.start();
+  });
+
+  after(async function () {
+    await manager?.stop();
+  });
+
+  it('express-app: the first connection starts it, and it serves the socket it was given', async function () {
+    const port = await freeTcpPort();
+    const { socket, service } = await installExample(manager, 'express-app', 'express-app', `sdact-ex-${id}`, [['127.0.0.1:3000', `127.0.0.1:${port}`]]);
+    await manager.systemctlOk('start', socket);
+    expect(await manager.show(service, 'ActiveState')).to.equal('inactive');
+    const reply = await body(port);
+    expect(reply).to.equal(`hello from express (pid ${await manager.show(service, 'MainPID')})\n`);
+  });
+
+  it('fastify-app: one instance serves IPv4 and IPv6 under one name', async function () {
+    const port = await freeTcpPort();
+    const { socket, service } = await installExample(manager, 'fastify-app', 'fastify-app', `sdact-fa-${id}`, [
+      ['127.0.0.1:3001', `127.0.0.1:${port}`],
+      ['[::1]:3001', `[::1]:${port}`],
+    ]);
+    await manager.systemctlOk('start', socket);
+    const v4 = JSON.parse(await body(port)) as { pid: number };
+    const v6 = JSON.parse((await httpGet({ host: '::1', port }, '/')).body) as { pid: number };
+    expect(v4.pid).to.equal(Number(await manager.show(service, 'MainPID')));
+    expect(v6.pid).to.equal(v4.pid);
+  });
+
+  it('udp-responder: a datagram starts it and is answered, on IPv4 and IPv6', async function () {
+    const port = await freeUdpPort();
+    const { socket, service } = await installExample(manager, 'udp-responder', 'udp-responder', `sdact-udp-${id}`, [
+      ['127.0.0.1:5300', `127.0.0.1:${port}`],
+      ['[::1]:5300', `[::1]:${port}`],
+    ]);
+    await manager.systemctlOk('start', socket);
+    expect(await manager.show(service, 'ActiveState')).to.equal('inactive');
+    expect(await udpRequest('127.0.0.1', port, 'first')).to.equal('echo first');
+    expect(await udpRequest('::1', port, 'second')).to.equal('echo second');
+    expect(await manager.show(service, 'ActiveState')).to.equal('active');
+  });
+});
 
 describe('systemd user manager: the watchdog and notify-reload examples with their own units', function () {
   this.timeout(90_000);
