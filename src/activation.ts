@@ -50,6 +50,12 @@ export interface ListenFdsOptions {
 
 type Outcome = { fds: readonly ListenFd[]; reason: string } | { error: unknown };
 let outcome: Outcome | undefined;
+/* Sockets this process opened itself (openStoredSocket()): found by name like inherited ones. */
+const opened: ListenFd[] = [];
+/* Names asked for through systemdFd()/systemdFds(): the ones fdStoreRemoveUnused() keeps. */
+const claimed = new Set<string>();
+/* fds of this registry closed since (fdStoreRemoveUnused(), a replaced socket): never handed on. */
+const released = new Set<ListenFd>();
 
 function readOnce(options: ListenFdsOptions): Outcome {
   if (options.unsetEnvironment !== undefined && typeof options.unsetEnvironment !== 'boolean') {
@@ -177,7 +183,8 @@ export function systemdFd(name: string, fallback?: ListenFallback): ListenFd | F
 
 /**
  * Every inherited fd named `name` (one name often covers an IPv4 and an IPv6 socket), or the
- * fallback alone when the process was not socket-activated.
+ * fallback alone when the process was not socket-activated. Sockets this process opened with
+ * openStoredSocket() are found by their name the same way.
  *
  * @throws the errors of {@link systemdFd} but `ERR_SD_FD_AMBIGUOUS`
  * @see https://www.freedesktop.org/software/systemd/man/latest/sd_listen_fds.html
@@ -185,8 +192,39 @@ export function systemdFd(name: string, fallback?: ListenFallback): ListenFd | F
 export function systemdFds(name: string, fallback?: ListenFallback): Array<ListenFd | FallbackListenOptions> {
   checkName(name);
   const fds = listenFds();
+  claimed.add(name);
+  const named = heldFds().filter((f) => f.name === name);
+  if (named.length > 0) return named;
   if (fds.length === 0) return [fallbackOptions(name, fallback)];
-  const named = fds.filter((f) => f.name === name);
-  if (named.length === 0) throw notFound(name, fds);
-  return named;
+  throw notFound(name, fds);
+}
+
+/**
+ * Every fd this process holds by name: the inherited ones not closed since, then the sockets it
+ * opened itself (openStoredSocket()). What an upgrade hands to the new process.
+ *
+ * @internal
+ */
+export function heldFds(): ListenFd[] {
+  return [...listenFds(), ...opened].filter((f) => !released.has(f));
+}
+
+/** Adds sockets this process opened to the registry, under their names. @internal */
+export function addOpenedFds(fds: readonly ListenFd[]): void {
+  opened.push(...fds);
+}
+
+/** Marks a name as used, as systemdFd() does. @internal */
+export function claimName(name: string): void {
+  claimed.add(name);
+}
+
+/** The names asked for so far. @internal */
+export function claimedNames(): ReadonlySet<string> {
+  return claimed;
+}
+
+/** Takes an fd out of the registry once it is closed. @internal */
+export function releaseFd(fd: ListenFd): void {
+  released.add(fd);
 }

@@ -49,7 +49,9 @@ export type SystemdErrorCode =
   /** The service exited while it was awaited: before READY=1, or before a message a test waited for. */
   | 'ERR_SD_SERVICE_EXITED'
   /** `sd-activate/testing`: what a test waited for (a notify message, a line of output) did not come in time. */
-  | 'ERR_SD_WAIT_TIMEOUT';
+  | 'ERR_SD_WAIT_TIMEOUT'
+  /** An upgrade could not hand over (the new process could not be started or told it is the main process), or was cancelled. */
+  | 'ERR_SD_UPGRADE_FAILED';
 
 /**
  * The one error class of sd-activate for its own conditions. Failed syscalls are

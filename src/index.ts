@@ -48,3 +48,8 @@ export {
   type WatchdogEnabledOptions,
 } from './watchdog.js';
 export { extendTimeoutWhile, lifecycle, type Closable, type Lifecycle, type LifecycleOptions } from './lifecycle.js';
+export { fdStoreRemoveUnused, openStoredSocket, type FdStoreRemoveUnusedOptions, type OpenStoredSocketOptions } from './fd-store.js';
+export { closeFd, openSocket, type SocketDescription } from './open-socket.js';
+export { type BindAddress } from './sockaddr.js';
+export { upgrader, type Upgrader, type UpgradeResult, type UpgraderEvents, type UpgraderOptions } from './upgrade.js';
+export { workerPool, type WorkerPool, type WorkerInfo, type WorkerPoolEvents, type WorkerPoolOptions } from './worker-pool.js';

@@ -189,7 +189,7 @@ export function formatIPv6(bytes: Uint8Array): string {
   return out;
 }
 
-/** Where a socket is to be bound: what {@link encodeSockaddr} turns into bytes. */
+/** Where a socket is to be bound: the `address` of a socket description (openSocket(), openStoredSocket()). */
 export type BindAddress =
   | { family: 'ipv4'; address: string; port: number }
   | { family: 'ipv6'; address: string; port: number; flowinfo?: number; scopeId?: number }

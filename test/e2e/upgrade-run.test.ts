@@ -1,0 +1,117 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
+import { describeSummary, failures, LoadRun, summarize } from '../support/load.js';
+import { alive, loadPlan, prepareService, serviceOutput, sleep, UPGRADE_SERVICE, upgradeOnce, type UpgradeStep } from '../support/upgrade-harness.js';
+
+/*
+ * The same upgrades under `sd-activate run` instead of systemd: the tool opens the sockets and
+ * passes them at fd 3+, receives the notify messages, and follows MAINPID= to the new process.
+ * The upgrade is triggered by a signal to the main process, as ExecReload=kill -HUP $MAINPID does.
+ */
+
+const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+describe('zero-downtime upgrade under `sd-activate run`, under load', function () {
+  this.timeout(90_000);
+  let dir: string;
+  let cli: ChildProcess | undefined;
+  let load: LoadRun | undefined;
+  const pids = new Set<number>();
+
+  before(function () {
+    dir = mkdtempSync(join(tmpdir(), 'sd-activate-'));
+  });
+
+  after(async function () {
+    load?.kill();
+    if (cli && cli.exitCode === null && cli.signalCode === null) {
+      cli.kill('SIGINT');
+      await Promise.race([new Promise((resolve) => cli!.once('close', resolve)), sleep(10_000)]);
+      if (cli.exitCode === null && cli.signalCode === null) cli.kill('SIGKILL');
+    }
+    // The upgraded processes are not the tool's children: leave none behind.
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('five upgrades in a row (SIGHUP to the main process): no failed request, no lost datagram, a new main pid each time', async function () {
+    const service = await prepareService(dir, { mode: 'store' });
+    let stderr = '';
+    cli = spawn(
+      process.execPath,
+      [
+        CLI,
+        'run',
+        '-l',
+        `web=tcp:127.0.0.1:${service.webPort}`,
+        '-l',
+        `udp=udp:127.0.0.1:${service.udpPort}`,
+        '--type',
+        'notify',
+        '--',
+        process.execPath,
+        UPGRADE_SERVICE,
+        service.dir,
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    cli.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const explain = (): string => `\n--- sd-activate:\n${stderr}${serviceOutput(service)}`;
+    /** The main pid as the tool reports it: the first started, then each MAINPID= it followed. */
+    const mainPid = async (): Promise<number> => {
+      const moved = [...stderr.matchAll(/main pid is now (\d+)/g)].pop();
+      const started = /started \S+ \(pid (\d+)\)/.exec(stderr);
+      const pid = Number(moved?.[1] ?? started?.[1] ?? 0);
+      if (pid) pids.add(pid);
+      return pid;
+    };
+    const deadline = Date.now() + 15_000;
+    while (!/is ready after/.test(stderr)) {
+      if (Date.now() > deadline || cli.exitCode !== null) throw new Error(`the service did not get ready${explain()}`);
+      await sleep(20);
+    }
+    const first = await mainPid();
+    load = await LoadRun.start(loadPlan(service, { close: 150, keepAlive: 60, udp: 150 }, 60_000));
+    await sleep(1500);
+    const steps: UpgradeStep[] = [];
+    for (let i = 2; i <= 6; i++) {
+      service.deploy(`v${i}`);
+      steps.push(
+        await upgradeOnce(
+          async () => {
+            process.kill(await mainPid(), 'SIGHUP');
+          },
+          mainPid,
+          20_000,
+          explain,
+        ),
+      );
+      await sleep(1200);
+    }
+    const summary = summarize(await load.stop(), steps.map((s) => s.window));
+    load = undefined;
+    console.log(`      ${describeSummary(summary).split('\n').join('\n      ')}`);
+    expect(failures(summary), explain()).to.deep.equal({ refused: 0, reset: 0, timeout: 0, other: 0, lostDatagrams: 0 });
+    const all = [first, ...steps.map((s) => s.to)];
+    expect(new Set(all).size).to.equal(6);
+    for (const pid of all) expect(summary.pids.get(pid), `answers from pid ${pid}`).to.be.above(0);
+    for (const pid of all.slice(0, -1)) expect(alive(pid)).to.equal(false);
+    // The tool followed each MAINPID= and kept running: still serving, nothing restarted.
+    expect(stderr.match(/main pid is now/g)).to.have.length(5);
+    expect(stderr).to.not.match(/restarting|exited with status [1-9]/);
+    cli.kill('SIGINT');
+    const code = await new Promise<number | null>((resolve) => cli!.once('close', resolve));
+    expect(code, explain()).to.equal(0);
+    expect(alive(all[5]!), 'the last main process was stopped with the tool').to.equal(false);
+  });
+});
