@@ -1,5 +1,5 @@
 // Bundles the compiled entry points (dist/src, dist/adapters) into dist/pkg, the JavaScript the
-// package exports: a service loads one file for `sd-activate` instead of one per source module
+// package exports: a service loads a couple of files for `sd-activate` instead of one per source module
 // (each costs start-up time; `npm run bench` measures it). The adapters, the CLI and
 // sd-activate/testing reach the library's public API through the package's own name, so every
 // entry point shares the one copy of its state (the inherited fds are read once per process).
@@ -24,9 +24,11 @@ const common = {
   target: 'node20',
   // Dependencies stay dependencies, resolved from node_modules at run time (and loaded lazily).
   packages: 'external',
-  // One file per entry point: every extra file costs a resolve, a read and a link at start-up.
-  // (Modules the library loads with import() are bundled too, but run only when first used.)
-  splitting: false,
+  // Code loaded with import() (the upgrade machinery, worker pools) goes to files of its own, read
+  // only when first used; what it shares with the entry point goes to a chunk.
+  splitting: true,
+  // Chunks sit beside the entry points: src/native.ts finds the package root two levels up.
+  chunkNames: '[name]-[hash]',
   logLevel: 'warning',
   plugins: [selfReference],
 };

@@ -70,8 +70,10 @@ describe('package: npm pack', function () {
       expect(paths, file).to.include(file);
     }
     expect(paths.some((p) => /^src\/native\/.+\.c$/.test(p)), 'the C sources, to build where no prebuilt binary fits').to.equal(true);
-    // Every module a user imports ships with its declarations (the CLI is run, not imported).
-    for (const js of paths.filter((p) => p.startsWith('dist/pkg/') && p.endsWith('.js') && !p.startsWith('dist/pkg/cli/'))) {
+    // Every module a user imports ships with its declarations (chunks are imported by those, the CLI is run).
+    const entryPoints = ['index', 'net', 'dgram', 'http', 'express', 'fastify', 'testing'].map((name) => `dist/pkg/${name}.js`);
+    for (const js of entryPoints) {
+      expect(paths, js).to.include(js);
       const name = js.slice('dist/pkg/'.length).replace(/\.js$/, '.d.ts');
       expect(paths.includes(`dist/src/${name}`) || paths.includes(`dist/adapters/${name}`), `${js} without declarations`).to.equal(true);
     }
