@@ -23,7 +23,10 @@ describe('sd_notify fields under systemd (user manager)', function () {
   let count = 0;
 
   /** A Type=notify unit running the fixture in a fresh directory; returns the unit and a way to send it commands. */
-  async function start(extra: string[], args: string[] = []): Promise<{ unit: string; send: (call: string, arg?: string | number) => Promise<unknown> }> {
+  async function start(
+    extra: string[],
+    args: string[] = [],
+  ): Promise<{ unit: string; send: (call: string, arg?: string | number) => Promise<unknown>; post: (call: string) => void }> {
     const dir = join(root, String(count++));
     mkdirSync(dir);
     const unit = `sdact-fields-${id}-${count}.service`;
@@ -39,7 +42,9 @@ describe('sd_notify fields under systemd (user manager)', function () {
       await manager.waitFor(async () => existsSync(done), 10_000, `${unit} to run ${call}`);
       return (JSON.parse(readFileSync(done, 'utf8')) as { result: unknown }).result;
     };
-    return { unit, send };
+    /** A command whose effect may end the process before it can say it is done. */
+    const post = (call: string): void => writeFileSync(join(dir, `cmd-${n++}.json`), JSON.stringify({ call }));
+    return { unit, send, post };
   }
 
   async function state(unit: string): Promise<string> {
@@ -95,12 +100,12 @@ describe('sd_notify fields under systemd (user manager)', function () {
   });
 
   it('WATCHDOG_USEC= changes the watchdog timeout; WATCHDOG=trigger fails the unit with Result=watchdog', async function () {
-    const { unit, send } = await start(['WatchdogSec=30']);
+    const { unit, send, post } = await start(['WatchdogSec=30']);
     await manager.systemctlOk('start', unit);
     expect(await manager.show(unit, 'WatchdogUSec')).to.equal('30s');
     await send('watchdogUsec', 45_000);
     await manager.waitFor(async () => (await manager.show(unit, 'WatchdogUSec')) === '45s', 5000, 'WatchdogUSec=45s');
-    await send('watchdogTrigger');
+    post('watchdogTrigger');
     await manager.waitFor(async () => (await manager.show(unit, 'Result')) === 'watchdog', 10_000, 'Result=watchdog');
   });
 
