@@ -6,18 +6,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { MANAGER_VARIABLES } from './env.js';
 import { SystemdError } from './errors.js';
 
-/** Variables of systemd's that must not leak from this process's own environment into the service. */
-const MANAGER_VARIABLES = [
-  'LISTEN_PID',
-  'LISTEN_PIDFDID',
-  'LISTEN_FDS',
-  'LISTEN_FDNAMES',
-  'NOTIFY_SOCKET',
-  'WATCHDOG_USEC',
-  'WATCHDOG_PID',
-] as const;
 
 function isExecutableFile(path: string): boolean {
   try {

@@ -3,6 +3,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { heldFds } from './activation.js';
 import { Drain } from './drain.js';
+import { MANAGER_VARIABLES } from './env.js';
 import { SystemdError } from './errors.js';
 import { becameMain, LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE, upgradeChannel, UPGRADE_FD_VARIABLE, UPGRADE_PID_VARIABLE, workerLifeline } from './handover.js';
 import type { Closable } from './lifecycle.js';
@@ -31,20 +32,8 @@ import type { UpgradeResult, UpgraderEvents, UpgraderOptions } from './upgrade.j
  * NotifyAccess=all a STOPPING=1 from it would stop the service.
  */
 
-/** What a Type=notify service is told that it must not pass on to a process it starts. */
-const MANAGER_VARIABLES = [
-  'LISTEN_PID',
-  'LISTEN_PIDFDID',
-  'LISTEN_FDS',
-  'LISTEN_FDNAMES',
-  'NOTIFY_SOCKET',
-  'WATCHDOG_USEC',
-  'WATCHDOG_PID',
-  UPGRADE_FD_VARIABLE,
-  UPGRADE_PID_VARIABLE,
-  LIFELINE_FD_VARIABLE,
-  LIFELINE_PID_VARIABLE,
-];
+/** What a Type=notify service is told that it must not pass on to a process it starts, and this module's own. */
+const INHERITED_VARIABLES = [...MANAGER_VARIABLES, UPGRADE_FD_VARIABLE, UPGRADE_PID_VARIABLE, LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE];
 
 /** Set by workerPool() in each worker. */
 const WORKER_VARIABLE = 'SD_ACTIVATE_WORKER';
@@ -380,7 +369,7 @@ export class UpgraderProcess extends EventEmitter<UpgraderEvents> {
   #plan(): { fds: ReturnType<typeof heldFds>; env: NodeJS.ProcessEnv; key: string } {
     const fds = heldFds();
     const env: NodeJS.ProcessEnv = { ...(this.#options.env ?? process.env) };
-    for (const name of MANAGER_VARIABLES) delete env[name];
+    for (const name of INHERITED_VARIABLES) delete env[name];
     if (fds.length > 0) {
       env.LISTEN_FDS = String(fds.length);
       env.LISTEN_FDNAMES = fds.map((f) => f.name).join(':');
