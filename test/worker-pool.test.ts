@@ -59,6 +59,16 @@ describe('workerPool(): workers serving the primary\'s sockets', function () {
     return pids;
   };
 
+  /**
+   * The first `count` workers, once each has written its `ready` event: a worker's READY=1 can
+   * reach the primary (and so the primary's READY=1 reach us) before its event line is written.
+   */
+  const readyWorkers = (service: ServiceDir, count: number): Promise<number[]> =>
+    waitFor(() => {
+      const pids = workers(service);
+      return pids.length >= count ? pids.slice(0, count) : undefined;
+    }, `${count} workers to be ready`);
+
   async function startPool(size: number): Promise<{ service: ServiceDir; primary: number; exit: Promise<number | null> }> {
     const service = await prepareService(dir, { mode: 'store', workers: size, stopTimeoutMs: 2000 });
     receiver = openReceiver();
@@ -77,8 +87,8 @@ describe('workerPool(): workers serving the primary\'s sockets', function () {
 
   it('every worker is started as an activated service with the sockets; they serve, the primary never does', async function () {
     const { service, primary } = await startPool(3);
-    const pids = workers(service);
-    expect(pids).to.have.length(3);
+    const pids = await readyWorkers(service, 3);
+    expect(workers(service)).to.have.length(3);
     // Only the primary speaks to the service manager: the workers' READY=1 went to the pool.
     expect(new Set(messages.map((m) => m.pid))).to.deep.equal(new Set([primary]));
     const served = new Map<number, number>();
@@ -111,7 +121,7 @@ describe('workerPool(): workers serving the primary\'s sockets', function () {
 
   it('a worker that dies is replaced; a worker told to upgrade alone refuses and serves on', async function () {
     const { service } = await startPool(2);
-    const [first, second] = workers(service) as [number, number];
+    const [first, second] = (await readyWorkers(service, 2)) as [number, number];
     process.kill(first, 'SIGKILL');
     const replacement = await waitFor(() => workers(service)[2], 'a replacement worker');
     expect([first, second]).to.not.include(replacement);
@@ -127,7 +137,7 @@ describe('workerPool(): workers serving the primary\'s sockets', function () {
 
   it('workers stop by themselves when the primary is killed', async function () {
     const { service, primary, exit } = await startPool(2);
-    const pids = workers(service);
+    const pids = await readyWorkers(service, 2);
     process.kill(primary, 'SIGKILL');
     await exit;
     await waitFor(() => pids.every((pid) => !alive(pid)), 'the workers to exit');
@@ -136,7 +146,7 @@ describe('workerPool(): workers serving the primary\'s sockets', function () {
 
   it('a stop of the primary stops every worker gracefully, then the primary', async function () {
     const { service, primary, exit } = await startPool(2);
-    const pids = workers(service);
+    const pids = await readyWorkers(service, 2);
     process.kill(primary, 'SIGTERM');
     expect(await exit).to.equal(0);
     for (const pid of pids) expect(alive(pid)).to.equal(false);
