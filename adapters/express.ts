@@ -5,7 +5,8 @@
  * @module
  */
 import * as http from 'node:http';
-import * as https from 'node:https';
+// Types only: node:https (and TLS with it) is loaded when `https` options are given.
+import type * as https from 'node:https';
 import { lifecycle, type LifecycleOptions } from '../src/index.js';
 import { listenAll, streamTargets, type AdapterOptions } from './targets.js';
 
@@ -42,7 +43,7 @@ export async function listen(app: http.RequestListener, name: string, options: E
   if (typeof app !== 'function') throw new TypeError('app must be an Express application (a request listener)');
   const targets = streamTargets(name, 'sd-activate/express', options);
   const servers = await listenAll<http.Server | https.Server>(targets, () =>
-    options.https ? https.createServer(options.https, app) : http.createServer(options.server ?? {}, app),
+    options.https ? process.getBuiltinModule('node:https').createServer(options.https, app) : http.createServer(options.server ?? {}, app),
   );
   if (options.notify) await lifecycle({ ...options.notify, servers });
   return servers;

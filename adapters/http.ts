@@ -5,8 +5,10 @@
  * @module
  */
 import * as http from 'node:http';
-import * as http2 from 'node:http2';
-import * as https from 'node:https';
+// Types only: node:https and node:http2 load TLS and the HTTP/2 stack, milliseconds of start-up
+// that a plain HTTP service should not pay. They are fetched when listenHttps()/listenHttp2() run.
+import type * as http2 from 'node:http2';
+import type * as https from 'node:https';
 import { listenAll, streamTargets, type AdapterOptions } from './targets.js';
 
 export type { AdapterOptions } from './targets.js';
@@ -61,7 +63,7 @@ export function listenHttps(name: string, requestListener: RequestListener, opti
     throw new TypeError('options.server (the TLS options: key, cert, ...) is required');
   }
   const targets = streamTargets(name, 'sd-activate/http', options);
-  return listenAll(targets, () => https.createServer(options.server, requestListener));
+  return listenAll(targets, () => process.getBuiltinModule('node:https').createServer(options.server, requestListener));
 }
 
 /**
@@ -78,8 +80,9 @@ export function listenHttp2(
 ): Promise<Array<http2.Http2Server | http2.Http2SecureServer>> {
   if (typeof requestListener !== 'function') throw new TypeError('requestListener must be a function');
   const targets = streamTargets(name, 'sd-activate/http', options);
+  const h2 = process.getBuiltinModule('node:http2');
   return listenAll<http2.Http2Server | http2.Http2SecureServer>(targets, () =>
-    options.secure ? http2.createSecureServer(options.secure, requestListener) : http2.createServer(options.server ?? {}, requestListener),
+    options.secure ? h2.createSecureServer(options.secure, requestListener) : h2.createServer(options.server ?? {}, requestListener),
   );
 }
 
