@@ -17,6 +17,19 @@ const selfReference = {
   },
 };
 
+/**
+ * The upgrade and worker-pool code, loaded with import() on first use, stays in files of its own:
+ * `./upgrade-impl.js` beside index.js. They get the library's internals as an argument
+ * (src/internals.ts), so they share no code with the index, and a service loads the index as one file.
+ */
+const LAZY = ['upgrade-impl', 'worker-pool-impl'];
+const lazyExternal = {
+  name: 'lazy-external',
+  setup(b) {
+    b.onResolve({ filter: new RegExp(`/(${LAZY.join('|')})\\.js$`) }, (args) => (args.kind === 'entry-point' ? undefined : { path: args.path, external: true }));
+  },
+};
+
 const common = {
   bundle: true,
   format: 'esm',
@@ -24,28 +37,33 @@ const common = {
   target: 'node20',
   // Dependencies stay dependencies, resolved from node_modules at run time (and loaded lazily).
   packages: 'external',
-  // Code loaded with import() (the upgrade machinery, worker pools) goes to files of its own, read
-  // only when first used; what it shares with the entry point goes to a chunk.
-  splitting: true,
-  // Chunks sit beside the entry points: src/native.ts finds the package root two levels up.
-  chunkNames: '[name]-[hash]',
+  // One file per entry point: each costs start-up time, so no shared chunks.
+  splitting: false,
   logLevel: 'warning',
-  plugins: [selfReference],
+  plugins: [selfReference, lazyExternal],
+  metafile: true,
 };
 
 rmSync('dist/pkg', { recursive: true, force: true });
-await build({
-  ...common,
-  outdir: 'dist/pkg',
-  entryPoints: {
-    index: 'dist/src/index.js',
-    net: 'dist/adapters/net.js',
-    dgram: 'dist/adapters/dgram.js',
-    http: 'dist/adapters/http.js',
-    express: 'dist/adapters/express.js',
-    fastify: 'dist/adapters/fastify.js',
-  },
-});
+const adapters = {
+  net: 'dist/adapters/net.js',
+  dgram: 'dist/adapters/dgram.js',
+  http: 'dist/adapters/http.js',
+  express: 'dist/adapters/express.js',
+  fastify: 'dist/adapters/fastify.js',
+};
+const main = await build({ ...common, outdir: 'dist/pkg', entryPoints: { index: 'dist/src/index.js' } });
+// The adapters reach the library through the package's own name (see selfReference).
+await build({ ...common, outdir: 'dist/pkg', entryPoints: adapters });
+// Sits beside index.js (src/native.ts finds the package root two levels up from either).
+const lazy = await build({ ...common, outdir: 'dist/pkg', entryPoints: Object.fromEntries(LAZY.map((n) => [n, `dist/src/${n}.js`])) });
+// A module in both would be two copies of its state (the inherited fds, the addon) in one process.
+const shareable = new Set(['dist/src/variables.js']);
+const inIndex = new Set(Object.keys(main.metafile.inputs));
+const shared = Object.keys(lazy.metafile.inputs).filter((input) => inIndex.has(input) && !shareable.has(input));
+if (shared.length > 0) {
+  throw new Error(`${LAZY.join(', ')} import modules of the index (${shared.join(', ')}): hand them over through src/internals.ts`);
+}
 // The CLI and the testing library use internals too; those are bundled into them.
 await build({ ...common, outdir: 'dist/pkg', entryPoints: { testing: 'dist/src/testing.js', 'cli/main': 'dist/src/cli/main.js' } });
 chmodSync('dist/pkg/cli/main.js', 0o755);

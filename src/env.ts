@@ -4,14 +4,7 @@ import { safeAtoi, safeAtou64 } from './parse-number.js';
 /** The first inherited fd, `SD_LISTEN_FDS_START`. */
 export const LISTEN_FDS_START = 3;
 
-/** The environment variables of the socket activation protocol, removed together. */
-export const LISTEN_VARIABLES = ['LISTEN_PID', 'LISTEN_PIDFDID', 'LISTEN_FDS', 'LISTEN_FDNAMES'] as const;
-
-/**
- * Everything a service manager sets for one process (socket activation, notify, watchdog): a
- * process that starts another must not pass these on, or the child takes them for its own.
- */
-export const MANAGER_VARIABLES = [...LISTEN_VARIABLES, 'NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID'] as const;
+export { LISTEN_VARIABLES, MANAGER_VARIABLES } from './variables.js';
 
 /** What the environment says, before any fd is looked at. */
 export type ListenEnvironment =

@@ -12,15 +12,7 @@
  * changes it makes meanwhile are queued here and sent once it is.
  */
 import { native } from './native.js';
-
-/** The variable naming the channel's fd in a process started by an upgrade. @internal */
-export const UPGRADE_FD_VARIABLE = 'SD_ACTIVATE_UPGRADE_FD';
-/** The pid the channel is meant for. @internal */
-export const UPGRADE_PID_VARIABLE = 'SD_ACTIVATE_UPGRADE_PID';
-/** The variable naming, in a worker of a pool, the fd whose end of file says the primary is gone. @internal */
-export const LIFELINE_FD_VARIABLE = 'SD_ACTIVATE_WORKER_FD';
-/** The pid the lifeline is meant for. @internal */
-export const LIFELINE_PID_VARIABLE = 'SD_ACTIVATE_WORKER_PID';
+import { LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE, UPGRADE_FD_VARIABLE, UPGRADE_PID_VARIABLE } from './variables.js';
 
 let channel: number | null | undefined;
 let pending = false;

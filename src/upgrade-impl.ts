@@ -1,14 +1,12 @@
 import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import { heldFds } from './activation.js';
 import { Drain } from './drain.js';
-import { MANAGER_VARIABLES } from './env.js';
-import { SystemdError } from './errors.js';
-import { becameMain, LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE, upgradeChannel, UPGRADE_FD_VARIABLE, UPGRADE_PID_VARIABLE, workerLifeline } from './handover.js';
+import type { SystemdError } from './errors.js';
+import type { Internals } from './internals.js';
 import type { Closable } from './lifecycle.js';
-import { notify } from './notify.js';
 import type { UpgradeResult, UpgraderEvents, UpgraderOptions } from './upgrade.js';
+import { LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE, MANAGER_VARIABLES, UPGRADE_FD_VARIABLE, UPGRADE_PID_VARIABLE, WORKER_VARIABLE } from './variables.js';
 
 /*
  * Hot upgrade by overlap. The old process starts the new one itself, with every fd it holds at
@@ -35,8 +33,8 @@ import type { UpgradeResult, UpgraderEvents, UpgraderOptions } from './upgrade.j
 /** What a Type=notify service is told that it must not pass on to a process it starts, and this module's own. */
 const INHERITED_VARIABLES = [...MANAGER_VARIABLES, UPGRADE_FD_VARIABLE, UPGRADE_PID_VARIABLE, LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE];
 
-/** Set by workerPool() in each worker. */
-const WORKER_VARIABLE = 'SD_ACTIVATE_WORKER';
+/** The rest of the library, as upgrader() hands it over (see internals.ts). */
+let core: Internals;
 
 /** How long a new process waits for the old one to confirm the hand-over after its READY=1. */
 const CONFIRM_TIMEOUT_MS = 30_000;
@@ -44,7 +42,7 @@ const CONFIRM_TIMEOUT_MS = 30_000;
 type Role = 'main' | 'pending' | 'handed-over' | 'stopping';
 
 function upgradeError(code: 'ERR_SD_UPGRADE_FAILED' | 'ERR_SD_START_TIMEOUT' | 'ERR_SD_SERVICE_EXITED', message: string, cause?: unknown): SystemdError {
-  return new SystemdError(code, message, cause === undefined ? undefined : { cause });
+  return new core.SystemdError(code, message, cause === undefined ? undefined : { cause });
 }
 
 function checkOptions(options: UpgraderOptions): void {
@@ -194,13 +192,13 @@ export class UpgraderProcess extends EventEmitter<UpgraderEvents> {
     return this.#stop('quiet', 0);
   }
 
-  #send(fields: Parameters<typeof notify>[0]): void {
+  #send(fields: Parameters<Internals['notify']>[0]): void {
     if (this.#notifySocket === undefined) return;
     // The variable may have been removed meanwhile (notify's unsetEnvironment): the captured one is used.
     const saved = process.env.NOTIFY_SOCKET;
     process.env.NOTIFY_SOCKET = this.#notifySocket;
     try {
-      notify(fields);
+      core.notify(fields);
     } finally {
       if (saved === undefined) delete process.env.NOTIFY_SOCKET;
       else process.env.NOTIFY_SOCKET = saved;
@@ -213,7 +211,7 @@ export class UpgraderProcess extends EventEmitter<UpgraderEvents> {
     process.env.NOTIFY_SOCKET = this.#notifySocket;
     let pending: Promise<boolean>;
     try {
-      pending = notify.barrier(5000);
+      pending = core.notify.barrier(5000);
     } finally {
       if (saved === undefined) delete process.env.NOTIFY_SOCKET;
       else process.env.NOTIFY_SOCKET = saved;
@@ -366,8 +364,8 @@ export class UpgraderProcess extends EventEmitter<UpgraderEvents> {
   }
 
   /** The fds and the environment of the new process, as they are now. */
-  #plan(): { fds: ReturnType<typeof heldFds>; env: NodeJS.ProcessEnv; key: string } {
-    const fds = heldFds();
+  #plan(): { fds: ReturnType<Internals['heldFds']>; env: NodeJS.ProcessEnv; key: string } {
+    const fds = core.heldFds();
     const env: NodeJS.ProcessEnv = { ...(this.#options.env ?? process.env) };
     for (const name of INHERITED_VARIABLES) delete env[name];
     if (fds.length > 0) {
@@ -422,7 +420,7 @@ export class UpgraderProcess extends EventEmitter<UpgraderEvents> {
     });
   }
 
-  #sendQuietly(fields: Parameters<typeof notify>[0]): void {
+  #sendQuietly(fields: Parameters<Internals['notify']>[0]): void {
     try {
       this.#send(fields);
     } catch (error) {
@@ -511,7 +509,7 @@ export class UpgraderProcess extends EventEmitter<UpgraderEvents> {
     if (this.#role !== 'pending') return;
     this.#role = 'main';
     this.#main = true;
-    for (const error of becameMain()) this.#warn(error);
+    for (const error of core.becameMain()) this.#warn(error);
   }
 }
 
@@ -539,10 +537,11 @@ function firstLine(text: string): string {
 }
 
 /** What upgrader() does, once this module is loaded. */
-export async function startUpgrader(options: UpgraderOptions): Promise<UpgraderProcess> {
+export async function startUpgrader(options: UpgraderOptions, internals: Internals): Promise<UpgraderProcess> {
+  core = internals;
   checkOptions(options);
-  const channel = upgradeChannel();
-  const lifeline = workerLifeline();
+  const channel = core.upgradeChannel();
+  const lifeline = core.workerLifeline();
   // What the hand-over needs, loaded before the servers start (when given as a function).
   await import('node:net');
   const servers = typeof options.servers === 'function' ? await options.servers() : (options.servers ?? []);
@@ -561,7 +560,7 @@ export async function startUpgrader(options: UpgraderOptions): Promise<UpgraderP
     socket.unref();
   }
   if (channel === null) {
-    notify(options.status === undefined ? { READY: 1 } : { READY: 1, STATUS: options.status });
+    core.notify(options.status === undefined ? { READY: 1 } : { READY: 1, STATUS: options.status });
   } else {
     await up.confirm(channel, options.status);
   }

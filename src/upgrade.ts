@@ -1,4 +1,5 @@
 import type { EventEmitter } from 'node:events';
+import { internals } from './internals.js';
 import type { SystemdError } from './errors.js';
 import type { Closable } from './lifecycle.js';
 
@@ -133,5 +134,5 @@ export interface Upgrader extends EventEmitter<UpgraderEvents> {
 export async function upgrader(options: UpgraderOptions = {}): Promise<Upgrader> {
   // Loaded on first use: a service that never upgrades does not pay for it at start-up.
   const { startUpgrader } = await import('./upgrade-impl.js');
-  return startUpgrader(options);
+  return startUpgrader(options, internals);
 }

@@ -1,10 +1,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { heldFds } from './activation.js';
-import { SystemdError } from './errors.js';
-import { LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE, UPGRADE_FD_VARIABLE, UPGRADE_PID_VARIABLE, upgradeChannel, workerLifeline } from './handover.js';
-import { native } from './native.js';
-import { NotifyReceiver, type NotifyMessage } from './notify-receiver.js';
+import type { Internals } from './internals.js';
+import type { NotifyMessage, NotifyReceiver } from './notify-receiver.js';
+import { LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE, UPGRADE_FD_VARIABLE, UPGRADE_PID_VARIABLE, WORKER_VARIABLE } from './variables.js';
 import type { WorkerInfo, WorkerPoolEvents, WorkerPoolOptions } from './worker-pool.js';
 
 /*
@@ -26,7 +24,8 @@ interface Worker extends WorkerInfo {
   onReady: (() => void) | undefined;
 }
 
-const WORKER_VARIABLE = 'SD_ACTIVATE_WORKER';
+/** The rest of the library, as workerPool() hands it over (see internals.ts). */
+let core: Internals;
 
 function checkOptions(options: WorkerPoolOptions): void {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
@@ -60,16 +59,16 @@ export class WorkerPoolProcess extends EventEmitter<WorkerPoolEvents> {
     super();
     this.#options = options;
     // The workers must never see this process's upgrade channel, nor its own lifeline if it is a worker.
-    upgradeChannel();
-    workerLifeline();
-    const held = heldFds().filter((f) => options.names === undefined || options.names.includes(f.name));
+    core.upgradeChannel();
+    core.workerLifeline();
+    const held = core.heldFds().filter((f) => options.names === undefined || options.names.includes(f.name));
     if (held.length === 0) {
-      throw new SystemdError('ERR_SD_FD_NOT_FOUND', `a worker pool needs sockets to share; this process holds ${options.names ? `none named ${options.names.join(', ')}` : 'none'}`);
+      throw new core.SystemdError('ERR_SD_FD_NOT_FOUND', `a worker pool needs sockets to share; this process holds ${options.names ? `none named ${options.names.join(', ')}` : 'none'}`);
     }
     this.#fds = held.map((f) => f.fd);
     this.#names = held.map((f) => f.name);
     // Abstract, so there is no file to clean up; only the workers' messages count (their pids are checked).
-    this.#receiver = new NotifyReceiver(`@sd-activate/pool/${process.pid}/${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}`);
+    this.#receiver = new core.NotifyReceiver(`@sd-activate/pool/${process.pid}/${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}`);
     this.#receiver.on('message', (message) => this.#onNotify(message));
     this.#receiver.on('error', (error) => this.#warn(error));
     this.#workers = new Array<Worker | undefined>(options.size).fill(undefined);
@@ -132,7 +131,7 @@ export class WorkerPoolProcess extends EventEmitter<WorkerPoolEvents> {
     });
     const timeoutMs = this.#options.readyTimeoutMs ?? 30_000;
     const timer = setTimeout(() => {
-      failed(new SystemdError('ERR_SD_START_TIMEOUT', `worker ${index} (pid ${pid}) sent no READY=1 within ${timeoutMs} ms`));
+      failed(new core.SystemdError('ERR_SD_START_TIMEOUT', `worker ${index} (pid ${pid}) sent no READY=1 within ${timeoutMs} ms`));
       signal(child, 'SIGKILL');
     }, timeoutMs);
     const worker: Worker = {
@@ -151,7 +150,7 @@ export class WorkerPoolProcess extends EventEmitter<WorkerPoolEvents> {
           worker.onReady = undefined;
           if (this.#workers[index] === worker) this.#workers[index] = undefined;
           const restarting = this.#closing === undefined && (worker.ready || this.#started);
-          failed(new SystemdError('ERR_SD_SERVICE_EXITED', `worker ${index} (pid ${pid}) ${sig ? `was killed by ${sig}` : `exited with status ${code}`} before READY=1`));
+          failed(new core.SystemdError('ERR_SD_SERVICE_EXITED', `worker ${index} (pid ${pid}) ${sig ? `was killed by ${sig}` : `exited with status ${code}`} before READY=1`));
           this.emit('exit', { index, pid, code, signal: sig, restarting });
           if (restarting) this.#restart(spawn, index);
           resolve();
@@ -160,7 +159,7 @@ export class WorkerPoolProcess extends EventEmitter<WorkerPoolEvents> {
     };
     child.once('error', (error) => {
       clearTimeout(timer);
-      failed(new SystemdError('ERR_SD_SERVICE_EXITED', `worker ${index} could not be started: ${error.message}`, { cause: error }));
+      failed(new core.SystemdError('ERR_SD_SERVICE_EXITED', `worker ${index} could not be started: ${error.message}`, { cause: error }));
     });
     this.#workers[index] = worker;
     return readyPromise;
@@ -178,7 +177,7 @@ export class WorkerPoolProcess extends EventEmitter<WorkerPoolEvents> {
   #onNotify(message: NotifyMessage): void {
     for (const fd of message.fds) {
       try {
-        native().close(fd);
+        core.native().close(fd);
       } catch {
         // already closed
       }
@@ -224,7 +223,8 @@ function signal(child: ChildProcess, sig: NodeJS.Signals): void {
 }
 
 /** What workerPool() does, once this module is loaded. */
-export async function startWorkerPool(options: WorkerPoolOptions): Promise<WorkerPoolProcess> {
+export async function startWorkerPool(options: WorkerPoolOptions, internals: Internals): Promise<WorkerPoolProcess> {
+  core = internals;
   checkOptions(options);
   const pool = new WorkerPoolProcess(options);
   await pool.start();

@@ -1,4 +1,5 @@
 import type { EventEmitter } from 'node:events';
+import { internals } from './internals.js';
 
 /** Options of {@link workerPool}. Durations are in milliseconds. */
 export interface WorkerPoolOptions {
@@ -86,5 +87,5 @@ export interface WorkerPool extends EventEmitter<WorkerPoolEvents> {
 export async function workerPool(options: WorkerPoolOptions): Promise<WorkerPool> {
   // Loaded on first use: a service without workers does not pay for it at start-up.
   const { startWorkerPool } = await import('./worker-pool-impl.js');
-  return startWorkerPool(options);
+  return startWorkerPool(options, internals);
 }

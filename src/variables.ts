@@ -1,0 +1,25 @@
+/*
+ * The names of the environment variables the library reads and sets: constants only, no imports
+ * and no state, so that the lazily loaded upgrade and worker-pool files may carry a copy of their
+ * own (scripts/bundle.mjs allows this module, and no other, in both them and the index).
+ */
+
+/** The environment variables of the socket activation protocol, removed together. */
+export const LISTEN_VARIABLES = ['LISTEN_PID', 'LISTEN_PIDFDID', 'LISTEN_FDS', 'LISTEN_FDNAMES'] as const;
+
+/**
+ * Everything a service manager sets for one process (socket activation, notify, watchdog): a
+ * process that starts another must not pass these on, or the child takes them for its own.
+ */
+export const MANAGER_VARIABLES = [...LISTEN_VARIABLES, 'NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID'] as const;
+
+/** The variable naming the channel's fd in a process started by an upgrade. @internal */
+export const UPGRADE_FD_VARIABLE = 'SD_ACTIVATE_UPGRADE_FD';
+/** The pid the channel is meant for. @internal */
+export const UPGRADE_PID_VARIABLE = 'SD_ACTIVATE_UPGRADE_PID';
+/** The variable naming, in a worker of a pool, the fd whose end of file says the primary is gone. @internal */
+export const LIFELINE_FD_VARIABLE = 'SD_ACTIVATE_WORKER_FD';
+/** The pid the lifeline is meant for. @internal */
+export const LIFELINE_PID_VARIABLE = 'SD_ACTIVATE_WORKER_PID';
+/** Set by workerPool() in each worker: its index. @internal */
+export const WORKER_VARIABLE = 'SD_ACTIVATE_WORKER';
