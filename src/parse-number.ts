@@ -94,6 +94,21 @@ function strtoErrno(scan: StrtoScan, overflows: boolean): number {
   return 0;
 }
 
+/**
+ * What a service manager writes: 1 to 9 decimal digits, no sign, no leading zero, nothing else.
+ * Every parser here reads such a string as the decimal number it is (below INT_MAX), so they
+ * take it as it is, without the scan that reproduces strtol(3) for everything else: a process
+ * reads LISTEN_PID and LISTEN_FDS at start-up, where each function compiled costs time.
+ */
+function isPlainDecimal(s: string): boolean {
+  if (s.length === 0 || s.length > 9 || s.charCodeAt(0) === 0x30) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return false;
+  }
+  return true;
+}
+
 /** UINT64_MAX, which systemd reads as infinity (USEC_INFINITY) where it reads microseconds. */
 export const U64_MAX = (1n << 64n) - 1n;
 const LONG_MAX = (1n << 63n) - 1n;
@@ -105,6 +120,7 @@ const LONG_MAX = (1n << 63n) - 1n;
  * @see https://www.freedesktop.org/software/systemd/man/latest/sd_listen_fds.html
  */
 export function safeAtou64(s: string): bigint | ParseFailure {
+  if (isPlainDecimal(s)) return BigInt(s);
   let i = 0;
   while (i < s.length && WHITESPACE.includes(s[i]!)) i++;
   const [mangled, base] = mangleBase(s.slice(i));
@@ -127,6 +143,7 @@ export function safeAtou64(s: string): bigint | ParseFailure {
  * @see https://www.freedesktop.org/software/systemd/man/latest/sd_listen_fds.html
  */
 export function safeAtoi(s: string): number | ParseFailure {
+  if (isPlainDecimal(s)) return Number(s);
   let i = 0;
   while (i < s.length && WHITESPACE.includes(s[i]!)) i++;
   const [mangled, base] = mangleBase(s.slice(i));
