@@ -1,6 +1,9 @@
 // npm run bench: time from process start to the first served request, through sd-activate and
 // through the hand-written floor (`server.listen({ fd: 3 })`), alternating in the same run.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { closeFd, openSocket } from '../src/open-socket.js';
@@ -10,7 +13,25 @@ import { fmt, summary } from './support/stats.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 30);
 const fixture = (name: string): string => fileURLToPath(new URL(`../../bench/fixtures/${name}`, import.meta.url));
-const programs = { floor: fixture('floor.js'), 'sd-activate': fixture('activated-hello.js') };
+
+// The floor importing an empty package the way a service imports sd-activate (a name that Node
+// resolves through node_modules and an "exports" map): what Node charges for any such package,
+// printed beside the library's figure so that the two can be told apart. Not subtracted.
+const probeDir = mkdtempSync(join(tmpdir(), 'sd-activate-startup-'));
+mkdirSync(join(probeDir, 'node_modules', 'empty-package'), { recursive: true });
+writeFileSync(join(probeDir, 'package.json'), '{ "type": "module" }');
+writeFileSync(
+  join(probeDir, 'node_modules', 'empty-package', 'package.json'),
+  JSON.stringify({ name: 'empty-package', type: 'module', exports: { '.': { types: './index.d.ts', default: './index.js' }, './package.json': './package.json' } }),
+);
+writeFileSync(join(probeDir, 'node_modules', 'empty-package', 'index.js'), 'export const nothing = 0;\n');
+writeFileSync(
+  join(probeDir, 'empty-package.js'),
+  "import http from 'node:http';\nimport { nothing } from 'empty-package';\n" +
+    "const server = http.createServer((req, res) => { res.end('ok'); if (process.env.BENCH_ONE_REQUEST) server.close(); });\n" +
+    'server.listen({ fd: 3 + nothing });\n',
+);
+const programs = { floor: fixture('floor.js'), 'sd-activate': fixture('activated-hello.js'), 'empty package': join(probeDir, 'empty-package.js') };
 
 function request(port: number): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -39,12 +60,15 @@ async function once(program: string): Promise<number> {
   }
 }
 
-const samples: Record<string, number[]> = { floor: [], 'sd-activate': [] };
-// One warm-up each, so the first run does not pay for a cold page cache.
-await once(programs.floor);
-await once(programs['sd-activate']);
-for (let i = 0; i < ROUNDS; i++) {
-  for (const [name, program] of Object.entries(programs)) samples[name]!.push(await once(program));
+const samples: Record<string, number[]> = { floor: [], 'sd-activate': [], 'empty package': [] };
+try {
+  // One warm-up each, so the first run does not pay for a cold page cache.
+  for (const program of Object.values(programs)) await once(program);
+  for (let i = 0; i < ROUNDS; i++) {
+    for (const [name, program] of Object.entries(programs)) samples[name]!.push(await once(program));
+  }
+} finally {
+  rmSync(probeDir, { recursive: true, force: true });
 }
 
 const floor = summary(samples.floor!);
@@ -52,4 +76,6 @@ const ours = summary(samples['sd-activate']!);
 console.log(`start-up to first served request (${ROUNDS} alternating rounds, node ${process.version})`);
 console.log(`  floor: server.listen({ fd: 3 }) by hand   median ${fmt(floor.median)}  (p25 ${fmt(floor.p25)}, p75 ${fmt(floor.p75)})`);
 console.log(`  sd-activate: listen(systemdFd('http'))   median ${fmt(ours.median)}  (p25 ${fmt(ours.p25)}, p75 ${fmt(ours.p75)})`);
+const empty = summary(samples['empty package']!);
 console.log(`  added by sd-activate: ${fmt(ours.median - floor.median)} (median difference; budget 5 ms)  ratio ${(ours.median / floor.median).toFixed(3)}`);
+console.log(`  for comparison, the floor importing an empty package from node_modules: +${fmt(empty.median - floor.median)} (Node's own cost of resolving and loading a package; included above, not subtracted)`);
