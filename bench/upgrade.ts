@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describeSummary, failures, LoadRun, summarize, type LatencyFigures, type LoadSummary } from '../test/support/load.js';
+import { controlWindows, describeSummary, failures, LoadRun, summarize, type LatencyFigures, type LoadResult, type LoadSummary } from '../test/support/load.js';
 import { SystemdManager } from '../test/support/systemd-manager.js';
 import {
   alive,
@@ -45,7 +45,7 @@ const indent = (text: string): string => text.replace(/^/gm, '    ');
 const zero = (s: LoadSummary): boolean => Object.values(failures(s)).every((n) => n === 0);
 
 /** The latency lines of a run of upgrades: each switch against the steady state, and the worst ratio. */
-function latencyReport(summary: LoadSummary, steps: readonly UpgradeStep[]): number {
+function latencyReport(summary: LoadSummary, steps: readonly UpgradeStep[], result: LoadResult): number {
   const steady = summary.steady;
   console.log(`  steady state: ${steady.count} requests, p50 ${ms(steady.p50)}, p99 ${ms(steady.p99)}, max ${ms(steady.max)}`);
   let worst = 0;
@@ -62,6 +62,12 @@ function latencyReport(summary: LoadSummary, steps: readonly UpgradeStep[]): num
   console.log(
     `  all switches together: ${pooled.count} requests, p50 ${ms(pooled.p50)}, p99 ${ms(pooled.p99)} (${(pooled.p99 / steady.p99).toFixed(2)}x steady), max ${ms(pooled.max)}; ` +
       `worst single switch p99 ${worst.toFixed(2)}x`,
+  );
+  const control = controlWindows(result, steps.map((s) => s.window));
+  const over = control.filter((c) => c.p99 > 2 * steady.p99).length;
+  console.log(
+    `  control: ${control.length} windows of the steady state as long as a switch's, none near one: p99 over 2x steady in ${over} ` +
+      `(${control.length ? ((100 * over) / control.length).toFixed(0) : '-'}%); switches over 2x: ${summary.switches.filter((s) => s.p99 > 2 * steady.p99).length} of ${summary.switches.length}`,
   );
   return worst;
 }
@@ -86,10 +92,11 @@ async function install(manager: SystemdManager, dir: string, config: ServiceConf
   return { unit, service };
 }
 
-async function finish(load: LoadRun, steps: readonly UpgradeStep[] = []): Promise<LoadSummary> {
-  const summary = summarize(await load.stop(), steps.map((s) => s.window));
+async function finish(load: LoadRun, steps: readonly UpgradeStep[] = []): Promise<LoadSummary & { result: LoadResult }> {
+  const result = await load.stop();
+  const summary = summarize(result, steps.map((s) => s.window));
   console.log(indent(describeSummary(summary).split('\n').slice(0, 3).join('\n')));
-  return summary;
+  return { ...summary, result };
 }
 
 console.log(`zero-downtime upgrade (node ${process.version}; load: ${RATES.close} req/s new connections + ${RATES.keepAlive} req/s keep-alive + ${RATES.udp} datagrams/s, constant)`);
@@ -113,7 +120,7 @@ await withManager(async (manager, dir) => {
     const pids = [steps[0]!.from, ...steps.map((s) => s.to)];
     const changed = new Set(pids).size === pids.length && steps.every((s, i) => i === 0 || s.from === steps[i - 1]!.to);
     console.log(`  MainPID: ${pids.join(' -> ')}`);
-    const worst = latencyReport(summary, steps);
+    const worst = latencyReport(summary, steps, summary.result);
     verdict(`systemd: ${UPGRADES} upgrades, no failed request and no lost datagram`, zero(summary));
     verdict('systemd: MainPID changed at each upgrade, and every process served', changed && pids.every((p) => (summary.pids.get(p) ?? 0) > 0));
     verdict(`systemd: p99 of every switch within 2x the steady-state p99 (worst ${worst.toFixed(2)}x)`, worst <= 2);
@@ -146,7 +153,7 @@ await withManager(async (manager, dir) => {
     const summary = await finish(load, steps);
     const pids = [steps[0]!.from, ...steps.map((s) => s.to)];
     console.log(`  MainPID: ${pids.join(' -> ')}`);
-    const worst = latencyReport(summary, steps);
+    const worst = latencyReport(summary, steps, summary.result);
     verdict(`systemd, signal: ${count} upgrades, no failed request and no lost datagram`, zero(summary));
     verdict(`systemd, signal: p99 of every switch within 2x the steady-state p99 (worst ${worst.toFixed(2)}x)`, worst <= 2);
     await manager.systemctlOk('stop', unit);
@@ -253,7 +260,7 @@ await withManager(async (manager, dir) => {
     const summary = await finish(load, steps);
     const chain = [steps[0]!.from, ...steps.map((s) => s.to)];
     console.log(`  main pid: ${chain.join(' -> ')}`);
-    const worst = latencyReport(summary, steps);
+    const worst = latencyReport(summary, steps, summary.result);
     verdict(`sd-activate run: ${count} upgrades, no failed request and no lost datagram`, zero(summary));
     verdict('sd-activate run: the main pid changed at each upgrade', new Set(chain).size === chain.length && chain.slice(0, -1).every((p) => !alive(p)));
     verdict(`sd-activate run: p99 of every switch within 2x the steady-state p99 (worst ${worst.toFixed(2)}x)`, worst <= 2);

@@ -206,6 +206,24 @@ export function failures(summary: LoadSummary): { refused: number; reset: number
   };
 }
 
+/**
+ * The control for the switches' figures: windows of the steady state as long as a switch window
+ * (its mean length plus `marginMs`), one after another, none within 300 ms of a switch window, and the p99 of each. With ~150 requests in such a window its p99 is its second-slowest
+ * request, so a window without any switch can exceed a bound too: this says how often.
+ */
+export function controlWindows(result: LoadResult, windows: readonly Window[], marginMs = 250): LatencyFigures[] {
+  if (windows.length === 0) return [];
+  const length = Math.round(windows.reduce((sum, w) => sum + (w.end - w.start), 0) / windows.length) + marginMs;
+  const clear = (t: number): boolean => windows.every((w) => t < w.start - 300 || t > w.end + marginMs + 300);
+  const out: LatencyFigures[] = [];
+  for (let start = result.started + 1000; start + length < result.stopped - 1000; start += length) {
+    if (!clear(start) || !clear(start + length) || windows.some((w) => w.start >= start && w.start <= start + length)) continue;
+    const latencies = result.http.filter(([, due, , kind]) => kind === 'ok' && due >= start && due < start + length).map(([, , latency]) => latency);
+    if (latencies.length > 0) out.push(figures(latencies));
+  }
+  return out;
+}
+
 /** A few lines of figures for a test's or a bench's output. */
 export function describeSummary(summary: LoadSummary): string {
   const ms = (v: number): string => (Number.isFinite(v) ? `${v.toFixed(2)} ms` : '-');
