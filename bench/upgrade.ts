@@ -45,7 +45,7 @@ const indent = (text: string): string => text.replace(/^/gm, '    ');
 const zero = (s: LoadSummary): boolean => Object.values(failures(s)).every((n) => n === 0);
 
 /** The latency lines of a run of upgrades: each switch against the steady state, and the worst ratio. */
-function latencyReport(summary: LoadSummary, steps: readonly UpgradeStep[], result: LoadResult): number {
+function latencyReport(summary: Finished, steps: readonly UpgradeStep[]): number {
   const steady = summary.steady;
   console.log(`  steady state: ${steady.count} requests, p50 ${ms(steady.p50)}, p99 ${ms(steady.p99)}, max ${ms(steady.max)}`);
   let worst = 0;
@@ -63,7 +63,7 @@ function latencyReport(summary: LoadSummary, steps: readonly UpgradeStep[], resu
     `  all switches together: ${pooled.count} requests, p50 ${ms(pooled.p50)}, p99 ${ms(pooled.p99)} (${(pooled.p99 / steady.p99).toFixed(2)}x steady), max ${ms(pooled.max)}; ` +
       `worst single switch p99 ${worst.toFixed(2)}x`,
   );
-  const control = controlWindows(result, steps.map((s) => s.window));
+  const control = controlWindows(summary.result, steps.map((s) => s.window));
   const over = control.filter((c) => c.p99 > 2 * steady.p99).length;
   console.log(
     `  control: ${control.length} windows of the steady state as long as a switch's, none near one: p99 over 2x steady in ${over} ` +
@@ -92,7 +92,10 @@ async function install(manager: SystemdManager, dir: string, config: ServiceConf
   return { unit, service };
 }
 
-async function finish(load: LoadRun, steps: readonly UpgradeStep[] = []): Promise<LoadSummary & { result: LoadResult }> {
+/** A load run's summary, with what the client recorded (for the control windows). */
+type Finished = LoadSummary & { result: LoadResult };
+
+async function finish(load: LoadRun, steps: readonly UpgradeStep[] = []): Promise<Finished> {
   const result = await load.stop();
   const summary = summarize(result, steps.map((s) => s.window));
   console.log(indent(describeSummary(summary).split('\n').slice(0, 3).join('\n')));
@@ -120,7 +123,7 @@ await withManager(async (manager, dir) => {
     const pids = [steps[0]!.from, ...steps.map((s) => s.to)];
     const changed = new Set(pids).size === pids.length && steps.every((s, i) => i === 0 || s.from === steps[i - 1]!.to);
     console.log(`  MainPID: ${pids.join(' -> ')}`);
-    const worst = latencyReport(summary, steps, summary.result);
+    const worst = latencyReport(summary, steps);
     verdict(`systemd: ${UPGRADES} upgrades, no failed request and no lost datagram`, zero(summary));
     verdict('systemd: MainPID changed at each upgrade, and every process served', changed && pids.every((p) => (summary.pids.get(p) ?? 0) > 0));
     verdict(`systemd: p99 of every switch within 2x the steady-state p99 (worst ${worst.toFixed(2)}x)`, worst <= 2);
@@ -153,7 +156,7 @@ await withManager(async (manager, dir) => {
     const summary = await finish(load, steps);
     const pids = [steps[0]!.from, ...steps.map((s) => s.to)];
     console.log(`  MainPID: ${pids.join(' -> ')}`);
-    const worst = latencyReport(summary, steps, summary.result);
+    const worst = latencyReport(summary, steps);
     verdict(`systemd, signal: ${count} upgrades, no failed request and no lost datagram`, zero(summary));
     verdict(`systemd, signal: p99 of every switch within 2x the steady-state p99 (worst ${worst.toFixed(2)}x)`, worst <= 2);
     await manager.systemctlOk('stop', unit);
@@ -260,7 +263,7 @@ await withManager(async (manager, dir) => {
     const summary = await finish(load, steps);
     const chain = [steps[0]!.from, ...steps.map((s) => s.to)];
     console.log(`  main pid: ${chain.join(' -> ')}`);
-    const worst = latencyReport(summary, steps, summary.result);
+    const worst = latencyReport(summary, steps);
     verdict(`sd-activate run: ${count} upgrades, no failed request and no lost datagram`, zero(summary));
     verdict('sd-activate run: the main pid changed at each upgrade', new Set(chain).size === chain.length && chain.slice(0, -1).every((p) => !alive(p)));
     verdict(`sd-activate run: p99 of every switch within 2x the steady-state p99 (worst ${worst.toFixed(2)}x)`, worst <= 2);
