@@ -58,7 +58,8 @@ await build({ ...common, outdir: 'dist/pkg', entryPoints: adapters });
 // Sits beside index.js (src/native.ts finds the package root two levels up from either).
 const lazy = await build({ ...common, outdir: 'dist/pkg', entryPoints: Object.fromEntries(LAZY.map((n) => [n, `dist/src/${n}.js`])) });
 // A module in both would be two copies of its state (the inherited fds, the addon) in one process.
-const shareable = new Set(['dist/src/variables.js']);
+// Constants and Node's built-in modules hold no state of the library's: those may be copied.
+const shareable = new Set(['dist/src/variables.js', 'dist/src/builtins.js']);
 const inIndex = new Set(Object.keys(main.metafile.inputs));
 const shared = Object.keys(lazy.metafile.inputs).filter((input) => inIndex.has(input) && !shareable.has(input));
 if (shared.length > 0) {

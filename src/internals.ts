@@ -4,7 +4,7 @@
  * index and a lazily loaded file import goes to a shared file of its own, and every service would
  * load one file more at start-up for code that most never run (each file costs about half a
  * millisecond: `npm run bench:startup`). scripts/bundle.mjs checks that those files import
- * nothing of the index but src/variables.ts.
+ * nothing of the index but src/variables.ts and src/builtins.ts (constants, Node's own modules).
  */
 import { heldFds } from './activation.js';
 import { SystemdError } from './errors.js';

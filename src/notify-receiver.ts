@@ -1,5 +1,4 @@
-import { EventEmitter } from 'node:events';
-import { errno as errnoValues, fs } from './builtins.js';
+import { errno as errnoValues, events, fs } from './builtins.js';
 import { SystemdError, systemError } from './errors.js';
 import { native, type NativeBinding } from './native.js';
 import { encodeSockaddr } from './sockaddr.js';
@@ -115,7 +114,7 @@ export interface NotifyReceiverEvents {
  * ```
  * @see https://www.freedesktop.org/software/systemd/man/latest/sd_notify.html
  */
-export class NotifyReceiver extends EventEmitter<NotifyReceiverEvents> {
+export class NotifyReceiver extends events.EventEmitter<NotifyReceiverEvents> {
   /** The address in NOTIFY_SOCKET's form: an absolute path, or '@' and an abstract name. */
   readonly address: string;
   /** The socket's fd, owned by the receiver: closed by {@link NotifyReceiver.close}. */

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { EventEmitter } from 'node:events';
+import { events } from './builtins.js';
 import type { Socket } from 'node:net';
 import { Drain } from './drain.js';
 import type { SystemdError } from './errors.js';
@@ -111,7 +111,7 @@ function readMessage(socket: Socket, timeoutMs: number): Promise<Map<string, str
 }
 
 /** What upgrader() returns (the Upgrader interface of upgrade.ts), loaded with the first upgrader(). */
-export class UpgraderProcess extends EventEmitter<UpgraderEvents> {
+export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
   /** In a process started by an upgrade, the pid of the process it took over from. */
   readonly previousPid: number | undefined;
   readonly #options: UpgraderOptions;

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { EventEmitter } from 'node:events';
+import { events } from './builtins.js';
 import type { Internals } from './internals.js';
 import type { NotifyMessage, NotifyReceiver } from './notify-receiver.js';
 import { LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE, UPGRADE_FD_VARIABLE, UPGRADE_PID_VARIABLE, WORKER_VARIABLE } from './variables.js';
@@ -45,7 +45,7 @@ function checkOptions(options: WorkerPoolOptions): void {
 }
 
 /** What workerPool() returns (the WorkerPool interface of worker-pool.ts), loaded with the first workerPool(). */
-export class WorkerPoolProcess extends EventEmitter<WorkerPoolEvents> {
+export class WorkerPoolProcess extends events.EventEmitter<WorkerPoolEvents> {
   readonly #options: WorkerPoolOptions;
   readonly #receiver: NotifyReceiver;
   readonly #fds: number[];
