@@ -15,13 +15,23 @@ export class ListenFd {
   readonly fd: number;
   /** Its name: FileDescriptorName= of the .socket unit, FDNAME= of the fd store, "unknown", "stored" or "connection". */
   readonly name: string;
-  /** What getsockname/getsockopt/fstat say it is. */
-  readonly info: FdInfo;
+  #info: FdInfo | (() => FdInfo);
 
-  constructor(fd: number, name: string, info: FdInfo) {
+  /**
+   * @param info what the fd is, or a function that decodes it on first read (listenFds() reads
+   *   each fd's facts with one syscall each at once, and turns them into objects only when asked:
+   *   a service that only passes the fd to listen() never pays for the decoding).
+   */
+  constructor(fd: number, name: string, info: FdInfo | (() => FdInfo)) {
     this.fd = fd;
     this.name = name;
-    this.info = info;
+    this.#info = info;
+  }
+
+  /** What getsockname/getsockopt/fstat said it was when the environment was read. */
+  get info(): FdInfo {
+    if (typeof this.#info === 'function') this.#info = this.#info();
+    return this.#info;
   }
 
   /** `tcp 127.0.0.1:8080 (ipv4 stream, listening)` */
@@ -71,7 +81,11 @@ function readOnce(options: ListenFdsOptions): Outcome {
       const fd = LISTEN_FDS_START + i;
       try {
         binding.setCloexec(fd, true);
-        fds.push(new ListenFd(fd, parsed.names[i]!, toFdInfo(fd, binding.inspect(fd), binding.constants)));
+        const facts = binding.inspect(fd);
+        // A socket's facts are all in hand, decoded when first read; anything else is named by
+        // its path in /proc now, while the fd is surely still the one inherited.
+        const info = facts.mode === binding.constants.S_IFSOCK ? () => toFdInfo(fd, facts, binding.constants) : toFdInfo(fd, facts, binding.constants);
+        fds.push(new ListenFd(fd, parsed.names[i]!, info));
       } catch (cause) {
         throw new SystemdError(
           'ERR_SD_FD_INVALID',
