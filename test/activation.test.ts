@@ -43,6 +43,22 @@ describe('activation: listenFds(), systemdFd(), systemdFds()', () => {
     expect(out.fds[0].description).to.equal(`tcp 127.0.0.1:${tcp.port} (ipv4 stream, listening)`);
   });
 
+  it("leaves the program's Error.prepareStackTrace and stackTraceLimit as they were, even a frozen Error", async () => {
+    const tcp = sockets.tcp('127.0.0.1');
+    const hooked = await probe({ fds: [tcp.fd], names: ['http'], args: ['stack-hooks'] });
+    expect(hooked.fds.map((f: any) => [f.name, f.info.local.port])).to.deep.equal([['http', tcp.port]]);
+    expect(hooked.prepareRestored).to.equal(true);
+    expect(hooked.limit).to.equal(0);
+    const untouched = await probe({ fds: [tcp.fd], names: ['http'], args: ['untouched-error'] });
+    expect(untouched.fds.map((f: any) => f.name)).to.deep.equal(['http']);
+    expect(untouched.prepareRestored).to.equal(true);
+    expect(untouched.limit).to.equal(10);
+    const frozen = await probe({ fds: [tcp.fd], names: ['http'], args: ['frozen-error'] });
+    expect(frozen.fds.map((f: any) => [f.name, f.info.local.port])).to.deep.equal([['http', tcp.port]]);
+    expect(frozen.prepareRestored).to.equal(true);
+    expect(frozen.limit).to.equal(10);
+  });
+
   it('names every fd "unknown" without LISTEN_FDNAMES', async () => {
     const a = sockets.tcp();
     const b = sockets.tcp();
