@@ -68,7 +68,21 @@ export class SystemdError extends Error {
     this.name = 'SystemdError';
     this.code = code;
   }
+
+  /**
+   * `instanceof SystemdError` holds for an error made by any copy of this class: sd-activate/testing,
+   * the CLI and the lazily loaded upgrade and worker-pool code each carry one, as does a second
+   * install of the package. A subclass keeps the ordinary rule.
+   */
+  static override [Symbol.hasInstance](value: unknown): value is SystemdError {
+    if (this !== SystemdError) return Function.prototype[Symbol.hasInstance].call(this, value);
+    return typeof value === 'object' && value !== null && (value as { [BRAND]?: unknown })[BRAND] === true;
+  }
 }
+
+/** What every copy of SystemdError puts on its prototype (a registered symbol: one for all copies). */
+const BRAND = Symbol.for('sd-activate.SystemdError');
+Object.defineProperty(SystemdError.prototype, BRAND, { value: true });
 
 /** A failed syscall, shaped like Node's own (`fs`, `net`): `code`, negative `errno`, `syscall`. */
 export interface SystemError extends Error {

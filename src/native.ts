@@ -105,7 +105,11 @@ export function native(): NativeBinding {
   let raw: NativeBinding;
   try {
     const root = packageRoot(ownUrl());
-    raw = loadKnown(root) ?? (nodeModule().createRequire(import.meta.url)('node-gyp-build') as (dir: string) => NativeBinding)(root);
+    // One addon per install for the whole process: the index, sd-activate/testing, the CLI and the
+    // lazily loaded upgrade and worker-pool code each carry a copy of this file, and share it.
+    const loaded = globalThis as { [key: symbol]: NativeBinding | undefined };
+    const key = Symbol.for(`sd-activate.addon ${root}`);
+    raw = loaded[key] ??= loadKnown(root) ?? (nodeModule().createRequire(import.meta.url)('node-gyp-build') as (dir: string) => NativeBinding)(root);
   } catch (cause) {
     throw new SystemdError(
       'ERR_SD_UNSUPPORTED_PLATFORM',

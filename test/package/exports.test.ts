@@ -130,6 +130,26 @@ describe('package: each subpath of the exports map, in a process of its own', fu
     }
   });
 
+  it("a SystemdError thrown by sd-activate/testing's own copy of the library is instanceof the main entry's", function () {
+    // The testing bundle opens its notify socket through its own copy of the addon loader (one
+    // loaded addon per install is shared), and rejects with its own copy of SystemdError.
+    const script = writeScript(
+      consumer.dir,
+      'instanceof-probe.mjs',
+      `import { SystemdError } from 'sd-activate';
+import { NotifyReceiver } from 'sd-activate/testing';
+const receiver = new NotifyReceiver('@sd-activate-instanceof-' + process.pid);
+const waiting = receiver.receive({ timeoutMs: 10000 });
+receiver.close();
+const error = await waiting.then(() => null, (e) => e);
+console.log(JSON.stringify({ code: error?.code, same: error instanceof SystemdError, plain: new Error('x') instanceof SystemdError }));
+`,
+    );
+    const result = node(consumer.dir, [script]);
+    expect(result.status, result.stderr).to.equal(0);
+    expect(JSON.parse(result.stdout)).to.deep.equal({ code: 'ERR_SD_NOTIFY_RECEIVER_CLOSED', same: true, plain: false });
+  });
+
   it('a subpath outside the map is refused, as the map intends', function () {
     const result = node(consumer.dir, ['--input-type=module', '-e', "await import('sd-activate/dist/src/native.js')"]);
     expect(result.status).to.not.equal(0);
