@@ -57,9 +57,19 @@ const main = await build({ ...common, outdir: 'dist/pkg', entryPoints: { index: 
 await build({ ...common, outdir: 'dist/pkg', entryPoints: adapters });
 // Sits beside index.js (src/native.ts finds the package root two levels up from either).
 const lazy = await build({ ...common, outdir: 'dist/pkg', entryPoints: Object.fromEntries(LAZY.map((n) => [n, `dist/src/${n}.js`])) });
-// A module in both would be two copies of its state (the inherited fds, the addon) in one process.
-// Constants and Node's built-in modules hold no state of the library's: those may be copied.
-const shareable = new Set(['dist/src/variables.js', 'dist/src/builtins.js']);
+// A module in both would be two copies of its state (the inherited fds, the notify socket) in one
+// process. These may be copied: constants and Node's built-in modules; errors.js (every copy of
+// SystemdError passes instanceof); native.js (its copies share one loaded addon per install);
+// sockaddr.js (pure encoding and decoding); notify-receiver.js (only the worker pool uses it:
+// kept out of the index, which every service compiles at start-up).
+const shareable = new Set([
+  'dist/src/variables.js',
+  'dist/src/builtins.js',
+  'dist/src/errors.js',
+  'dist/src/native.js',
+  'dist/src/sockaddr.js',
+  'dist/src/notify-receiver.js',
+]);
 const inIndex = new Set(Object.keys(main.metafile.inputs));
 const shared = Object.keys(lazy.metafile.inputs).filter((input) => inIndex.has(input) && !shareable.has(input));
 if (shared.length > 0) {

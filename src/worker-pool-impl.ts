@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { events } from './builtins.js';
 import type { Internals } from './internals.js';
-import type { NotifyMessage, NotifyReceiver } from './notify-receiver.js';
+import { NotifyReceiver, type NotifyMessage } from './notify-receiver.js';
 import { LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE, UPGRADE_FD_VARIABLE, UPGRADE_PID_VARIABLE, WORKER_VARIABLE } from './variables.js';
 import type { WorkerInfo, WorkerPoolEvents, WorkerPoolOptions } from './worker-pool.js';
 
@@ -68,7 +68,7 @@ export class WorkerPoolProcess extends events.EventEmitter<WorkerPoolEvents> {
     this.#fds = held.map((f) => f.fd);
     this.#names = held.map((f) => f.name);
     // Abstract, so there is no file to clean up; only the workers' messages count (their pids are checked).
-    this.#receiver = new core.NotifyReceiver(`@sd-activate/pool/${process.pid}/${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}`);
+    this.#receiver = new NotifyReceiver(`@sd-activate/pool/${process.pid}/${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}`);
     this.#receiver.on('message', (message) => this.#onNotify(message));
     this.#receiver.on('error', (error) => this.#warn(error));
     this.#workers = new Array<Worker | undefined>(options.size).fill(undefined);
