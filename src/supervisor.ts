@@ -673,7 +673,6 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   private onNotify(message: NotifyMessage): void {
-    const instance = this.instanceOf(message.pid);
     const fds = [...message.fds];
     const closeRest = (): void => {
       for (const fd of fds) {
@@ -684,6 +683,18 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         }
       }
     };
+    // A barrier is answered before the sender's unit is looked for, whoever sent it: its fds are
+    // closed and nothing else in the message is used (manager_process_barrier_fd() in systemd's
+    // manager.c). An old process of an upgrade waits on one after MAINPID= moved away from it.
+    const tags = message.text.split('\n');
+    if (tags.at(-1) === '') tags.pop();
+    if (tags.includes('BARRIER=1')) {
+      if (tags.length !== 1) this.emit('warning', `extra notification messages sent with BARRIER=1, ignoring everything: ${JSON.stringify(message.text)}`);
+      else if (fds.length !== 1) this.emit('warning', `got ${fds.length} fds with BARRIER=1 (it takes one), closing them`);
+      closeRest();
+      return;
+    }
+    const instance = this.instanceOf(message.pid);
     if (!instance) {
       this.emit('warning', `ignored a notify message from pid ${message.pid}, not the service's main process (NotifyAccess=main): ${JSON.stringify(message.text)}`);
       closeRest();

@@ -93,6 +93,29 @@ describe('Supervisor', function () {
     }
   });
 
+  it('answers BARRIER=1 from any process, as systemd does before it looks for the unit; a barrier with more in it is dropped', async () => {
+    // A grandchild (not the main process) waits on a barrier, then sends one with a status in it.
+    const script =
+      `"${process.execPath}" --input-type=module -e "import { notify } from '${INDEX}'; await notify.barrier(3000); ` +
+      `notify({ STATUS: 'after', BARRIER: 1 }); console.log('barrier passed')"; sleep 5`;
+    const s = make({ command: 'sh', args: ['-c', script], notifyAccess: 'main', stdio: 'pipe' });
+    const events = record(s);
+    let out = '';
+    s.on('output', ({ stream, data }) => {
+      if (stream === 'stdout') out += data.toString();
+    });
+    await s.start();
+    const deadline = Date.now() + 8000;
+    const done = (): boolean => out.includes('\n') && events.some(([e, m]) => e === 'warning' && /extra notification/.test(String(m)));
+    while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const warnings = events.filter(([e]) => e === 'warning').map(([, m]) => String(m));
+    expect(warnings).to.have.length(1);
+    expect(warnings[0]).to.match(/^extra notification messages sent with BARRIER=1, ignoring everything: /);
+    expect(events.some(([e]) => e === 'notify')).to.equal(false);
+    // The first barrier was answered although a grandchild sent it: notify.barrier() resolved.
+    expect(out).to.equal('barrier passed\n');
+  });
+
   it('lazy: a service that never takes the connection hits the trigger limit instead of looping for ever', async () => {
     const s = make({ command: 'true', listen: ['tcp:127.0.0.1:0'], lazy: true });
     await s.start();
