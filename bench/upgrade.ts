@@ -44,8 +44,14 @@ const ms = (v: number): string => (Number.isFinite(v) ? `${v.toFixed(2)} ms` : '
 const indent = (text: string): string => text.replace(/^/gm, '    ');
 const zero = (s: LoadSummary): boolean => Object.values(failures(s)).every((n) => n === 0);
 
-/** The latency lines of a run of upgrades: each switch against the steady state, and the worst ratio. */
-function latencyReport(summary: Finished, steps: readonly UpgradeStep[]): number {
+/**
+ * The latency lines of a run of upgrades: each switch against the steady state, all switches
+ * together, and the control. Returns the ratio the verdict is on, all switch windows together: a
+ * switch window holds about 160 requests, so its own p99 is its second-slowest request, and the
+ * control shows steady-state windows of that size over 2x in a few percent of cases. Over ten
+ * switches, a switch that changed nothing would fail an every-switch rule a quarter of the time.
+ */
+function latencyReport(summary: Finished, steps: readonly UpgradeStep[]): { pooled: number; worst: number } {
   const steady = summary.steady;
   console.log(`  steady state: ${steady.count} requests, p50 ${ms(steady.p50)}, p99 ${ms(steady.p99)}, max ${ms(steady.max)}`);
   let worst = 0;
@@ -65,12 +71,18 @@ function latencyReport(summary: Finished, steps: readonly UpgradeStep[]): number
   );
   const control = controlWindows(summary.result, steps.map((s) => s.window));
   const over = control.filter((c) => c.p99 > 2 * steady.p99).length;
+  const chance = control.length ? 1 - (1 - over / control.length) ** summary.switches.length : NaN;
   console.log(
     `  control: ${control.length} windows of the steady state as long as a switch's, none near one: p99 over 2x steady in ${over} ` +
-      `(${control.length ? ((100 * over) / control.length).toFixed(0) : '-'}%); switches over 2x: ${summary.switches.filter((s) => s.p99 > 2 * steady.p99).length} of ${summary.switches.length}`,
+      `(${control.length ? ((100 * over) / control.length).toFixed(0) : '-'}%); switches over 2x: ${summary.switches.filter((s) => s.p99 > 2 * steady.p99).length} of ${summary.switches.length} ` +
+      `(at the control's rate, ${summary.switches.length} windows would have at least one over 2x with probability ${Number.isFinite(chance) ? chance.toFixed(2) : '-'})`,
   );
-  return worst;
+  return { pooled: pooled.p99 / steady.p99, worst };
 }
+
+/** The verdict line on the switches' p99. */
+const p99Verdict = (label: string, ratios: { pooled: number; worst: number }): void =>
+  verdict(`${label}: p99 of the switches (all switch windows together) within 2x the steady-state p99 (${ratios.pooled.toFixed(2)}x; worst single switch ${ratios.worst.toFixed(2)}x)`, ratios.pooled <= 2);
 
 async function withManager<T>(work: (manager: SystemdManager, dir: string) => Promise<T>): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'sd-activate-'));
@@ -123,10 +135,10 @@ await withManager(async (manager, dir) => {
     const pids = [steps[0]!.from, ...steps.map((s) => s.to)];
     const changed = new Set(pids).size === pids.length && steps.every((s, i) => i === 0 || s.from === steps[i - 1]!.to);
     console.log(`  MainPID: ${pids.join(' -> ')}`);
-    const worst = latencyReport(summary, steps);
+    const ratios = latencyReport(summary, steps);
     verdict(`systemd: ${UPGRADES} upgrades, no failed request and no lost datagram`, zero(summary));
     verdict('systemd: MainPID changed at each upgrade, and every process served', changed && pids.every((p) => (summary.pids.get(p) ?? 0) > 0));
-    verdict(`systemd: p99 of every switch within 2x the steady-state p99 (worst ${worst.toFixed(2)}x)`, worst <= 2);
+    p99Verdict('systemd', ratios);
     await manager.systemctlOk('stop', unit);
   }
 
@@ -156,9 +168,9 @@ await withManager(async (manager, dir) => {
     const summary = await finish(load, steps);
     const pids = [steps[0]!.from, ...steps.map((s) => s.to)];
     console.log(`  MainPID: ${pids.join(' -> ')}`);
-    const worst = latencyReport(summary, steps);
+    const ratios = latencyReport(summary, steps);
     verdict(`systemd, signal: ${count} upgrades, no failed request and no lost datagram`, zero(summary));
-    verdict(`systemd, signal: p99 of every switch within 2x the steady-state p99 (worst ${worst.toFixed(2)}x)`, worst <= 2);
+    p99Verdict('systemd, signal', ratios);
     await manager.systemctlOk('stop', unit);
   }
 
@@ -263,10 +275,10 @@ await withManager(async (manager, dir) => {
     const summary = await finish(load, steps);
     const chain = [steps[0]!.from, ...steps.map((s) => s.to)];
     console.log(`  main pid: ${chain.join(' -> ')}`);
-    const worst = latencyReport(summary, steps);
+    const ratios = latencyReport(summary, steps);
     verdict(`sd-activate run: ${count} upgrades, no failed request and no lost datagram`, zero(summary));
     verdict('sd-activate run: the main pid changed at each upgrade', new Set(chain).size === chain.length && chain.slice(0, -1).every((p) => !alive(p)));
-    verdict(`sd-activate run: p99 of every switch within 2x the steady-state p99 (worst ${worst.toFixed(2)}x)`, worst <= 2);
+    p99Verdict('sd-activate run', ratios);
   } finally {
     cli.kill('SIGINT');
     await Promise.race([new Promise((resolve) => cli.once('close', resolve)), sleep(10_000)]);
