@@ -1,3 +1,4 @@
+import { waitListening } from './listening.js';
 import { notify } from './notify.js';
 
 /**
@@ -43,14 +44,6 @@ export interface Lifecycle {
 interface HttpLike {
   closeIdleConnections?: () => void;
   closeAllConnections?: () => void;
-  listening?: boolean;
-  once?: (event: string, listener: () => void) => unknown;
-}
-
-function waitListening(server: Closable): Promise<void> {
-  const s = server as HttpLike;
-  if (s.listening !== false || typeof s.once !== 'function') return Promise.resolve();
-  return new Promise((resolve) => s.once!('listening', resolve));
 }
 
 function closeOne(server: Closable): Promise<void> {

@@ -5,6 +5,7 @@ import { Drain } from './drain.js';
 import type { SystemdError } from './errors.js';
 import type { Internals } from './internals.js';
 import type { Closable } from './lifecycle.js';
+import { waitListening } from './listening.js';
 import type { UpgradeResult, UpgraderEvents, UpgraderOptions } from './upgrade.js';
 import { LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE, MANAGER_VARIABLES, UPGRADE_FD_VARIABLE, UPGRADE_PID_VARIABLE, WORKER_VARIABLE } from './variables.js';
 
@@ -66,12 +67,6 @@ function checkServers(servers: unknown): asserts servers is readonly Closable[] 
   if (!Array.isArray(servers) || servers.some((s) => !s || typeof (s as Closable).close !== 'function')) {
     throw new TypeError('options.servers must hold servers or sockets with a close() method (or be a function that starts them)');
   }
-}
-
-function waitListening(server: Closable): Promise<void> {
-  const s = server as { listening?: boolean; once?: (event: string, listener: () => void) => unknown };
-  if (s.listening !== false || typeof s.once !== 'function') return Promise.resolve();
-  return new Promise((resolve) => s.once!('listening', resolve));
 }
 
 /** `KEY=VALUE` lines up to an empty line: the little protocol of the channel. */
