@@ -9,8 +9,7 @@ import type { RemoteInfo, Socket, SocketOptions } from 'node:dgram';
 import { ListenFd, systemdFds, type FallbackListenOptions } from '../src/index.js';
 import { checkDatagram, type AdapterOptions } from './targets.js';
 
-// Node's own modules through process.getBuiltinModule(): the first ES import of a built-in builds
-// its namespace, a third of a millisecond of start-up (see src/builtins.ts).
+// Not an ES import: that builds the built-in's namespace, start-up time (see src/builtins.ts).
 const dgram = process.getBuiltinModule('node:dgram');
 const { isIPv6 } = process.getBuiltinModule('node:net');
 

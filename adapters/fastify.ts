@@ -12,8 +12,7 @@ import { listenOn, streamTargets, type AdapterOptions, type ListenTarget } from 
 
 export type { AdapterOptions } from './targets.js';
 
-// Node's own modules through process.getBuiltinModule(): the first ES import of a built-in builds
-// its namespace, a third of a millisecond of start-up (see src/builtins.ts).
+// Not an ES import: that builds the built-in's namespace, start-up time (see src/builtins.ts).
 const { Server: HttpServer, createServer } = process.getBuiltinModule('node:http');
 
 /** Options of {@link listen}. */

@@ -13,8 +13,7 @@ import { listenAll, streamTargets, type AdapterOptions } from './targets.js';
 
 export type { AdapterOptions } from './targets.js';
 
-// Node's own modules through process.getBuiltinModule(): the first ES import of a built-in builds
-// its namespace, a third of a millisecond of start-up (see src/builtins.ts).
+// Not an ES import: that builds the built-in's namespace, start-up time (see src/builtins.ts).
 const { createServer } = process.getBuiltinModule('node:http');
 
 /** Options of {@link listen}. */

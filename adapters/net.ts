@@ -9,8 +9,7 @@ import type { Server, ServerOpts, Socket } from 'node:net';
 import { ListenFd, SystemdError, listenFds } from '../src/index.js';
 import { listenAll, streamTargets, type AdapterOptions } from './targets.js';
 
-// Node's own modules through process.getBuiltinModule(): the first ES import of a built-in builds
-// its namespace, a third of a millisecond of start-up (see src/builtins.ts).
+// Not an ES import: that builds the built-in's namespace, start-up time (see src/builtins.ts).
 const net = process.getBuiltinModule('node:net');
 
 export type { AdapterOptions } from './targets.js';

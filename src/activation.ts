@@ -84,8 +84,8 @@ function readOnce(options: ListenFdsOptions): Outcome {
         const facts = binding.inspect(fd);
         // A socket's facts are all in hand, decoded when first read; anything else is named by
         // its path in /proc now, while the fd is surely still the one inherited.
-        const info = facts.mode === binding.constants.S_IFSOCK ? () => toFdInfo(fd, facts, binding.constants) : toFdInfo(fd, facts, binding.constants);
-        fds.push(new ListenFd(fd, parsed.names[i]!, info));
+        const decode = (): FdInfo => toFdInfo(fd, facts, binding.constants);
+        fds.push(new ListenFd(fd, parsed.names[i]!, facts.mode === binding.constants.S_IFSOCK ? decode : decode()));
       } catch (cause) {
         throw new SystemdError(
           'ERR_SD_FD_INVALID',
