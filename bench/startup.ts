@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { closeFd, openSocket } from '../src/open-socket.js';
 import { portOf } from '../test/support/sockets.js';
 import { outputOf, spawnActivated } from '../test/support/activated-child.js';
-import { fmt, summary } from './support/stats.js';
+import { fmt, medianInterval, summary } from './support/stats.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 60);
 const fixture = (name: string): string => fileURLToPath(new URL(`../../bench/fixtures/${name}`, import.meta.url));
@@ -64,8 +64,15 @@ const samples: Record<string, number[]> = { floor: [], 'sd-activate': [], 'empty
 try {
   // One warm-up each, so the first run does not pay for a cold page cache.
   for (const program of Object.values(programs)) await once(program);
+  // Each round starts with another program, so that no program always runs first (or right
+  // after the same other one): a position in the round may be slower, and that must not be
+  // charged to one program.
+  const order = Object.entries(programs);
   for (let i = 0; i < ROUNDS; i++) {
-    for (const [name, program] of Object.entries(programs)) samples[name]!.push(await once(program));
+    for (let j = 0; j < order.length; j++) {
+      const [name, program] = order[(i + j) % order.length]!;
+      samples[name]!.push(await once(program));
+    }
   }
 } finally {
   rmSync(probeDir, { recursive: true, force: true });
@@ -79,13 +86,14 @@ const empty = summary(samples['empty package']!);
 // difference of the medians is printed beside it.
 const paired = (name: string): ReturnType<typeof summary> => summary(samples[name]!.map((ms, i) => ms - samples.floor![i]!));
 const added = paired('sd-activate');
+const addedInterval = medianInterval(samples['sd-activate']!.map((ms, i) => ms - samples.floor![i]!));
 const emptyAdded = paired('empty package');
 console.log(`start-up to first served request (${ROUNDS} alternating rounds, node ${process.version})`);
 console.log(`  floor: server.listen({ fd: 3 }) by hand   median ${fmt(floor.median)}  (p25 ${fmt(floor.p25)}, p75 ${fmt(floor.p75)})`);
 console.log(`  sd-activate: listen(systemdFd('http'))   median ${fmt(ours.median)}  (p25 ${fmt(ours.p25)}, p75 ${fmt(ours.p75)})`);
 console.log(
-  `  added by sd-activate: ${fmt(added.median)} (median of the rounds' differences, p25 ${fmt(added.p25)}, p75 ${fmt(added.p75)}; ` +
-    `difference of the medians ${fmt(ours.median - floor.median)}; budget 5 ms)  ratio ${(ours.median / floor.median).toFixed(3)}`,
+  `  added by sd-activate: ${fmt(added.median)} (median of the rounds' differences, 95% interval ${fmt(addedInterval.low)} to ${fmt(addedInterval.high)}; ` +
+    `p25 ${fmt(added.p25)}, p75 ${fmt(added.p75)}; difference of the medians ${fmt(ours.median - floor.median)}; budget 5 ms)  ratio ${(ours.median / floor.median).toFixed(3)}`,
 );
 console.log(
   `  for comparison, the floor importing an empty package from node_modules: +${fmt(emptyAdded.median)} ` +
