@@ -1,4 +1,4 @@
-import { util } from './builtins.js';
+import { os, util } from './builtins.js';
 
 const { getSystemErrorName } = util;
 
@@ -109,11 +109,15 @@ export function systemError(
   text?: string,
 ): SystemError {
   const positive = Math.abs(errno);
-  let code: string;
+  let code: string | undefined;
   try {
     code = getSystemErrorName(-positive);
   } catch {
-    code = `E${positive}`;
+    // Not a number libuv takes.
+  }
+  // libuv names only the errnos it maps ("Unknown system error -10" for ECHILD): the system's own name then.
+  if (code === undefined || !code.startsWith('E')) {
+    code = Object.entries(os().constants.errno).find(([, value]) => value === positive)?.[0] ?? `E${positive}`;
   }
   const reason = text ? text.charAt(0).toLowerCase() + text.slice(1) : `errno ${positive}`;
   const where = detail.fd !== undefined ? ` (fd ${detail.fd})` : detail.path !== undefined ? ` '${detail.path}'` : '';

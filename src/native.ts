@@ -76,6 +76,9 @@ export interface NativeBinding {
   mqUnlink(name: string): void;
   pidfdInodeId(): bigint | null;
   pipe(): [number, number];
+  setChildSubreaper(on: boolean): void;
+  /** waitid(2) with WNOHANG: null while the child runs; the signal as a number. */
+  reapChild(pid: number): { code: number | null; signal: number | null } | null;
   notifySend(
     sockaddr: Buffer,
     message: Buffer,
@@ -186,11 +189,11 @@ function loadKnown(root: string): NativeBinding | undefined {
 }
 
 /**
- * The functions whose first argument is a number but not an fd: socket(domain, ...) failing
- * must not read "(fd 2)". Every other leading number is the fd the call was about, and a
+ * The functions whose first argument is a number but not an fd: socket(domain, ...) or
+ * reapChild(pid) failing must not read "(fd 2)". Every other leading number is the fd the call was about, and a
  * leading string the path or queue name.
  */
-const NUMBER_FIRST_NOT_FD = new Set(['socket']);
+const NUMBER_FIRST_NOT_FD = new Set(['socket', 'reapChild']);
 
 function wrap(raw: NativeBinding): NativeBinding {
   const out: Record<string, unknown> = { constants: raw.constants };

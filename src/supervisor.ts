@@ -9,14 +9,14 @@
 import { type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseListenSpec, type ListenSpec } from './cli/listen-spec.js';
 import { SystemdError } from './errors.js';
 import { closeListener, openListeners, type OpenedListener } from './listeners.js';
-import { native } from './native.js';
+import { native, type NativeBinding } from './native.js';
 import { NotifyMessage, NotifyReceiver } from './notify-receiver.js';
 import { acceptConnection, ReadinessWaiter } from './readiness.js';
 import { resolveCommand, signalService, spawnService } from './service-process.js';
@@ -77,10 +77,20 @@ export interface SupervisorOptions {
   lazy?: boolean;
   /** Files or directories whose changes restart the service (the sockets stay open). */
   watch?: readonly string[];
+  /**
+   * Make this process a child subreaper (prctl PR_SET_CHILD_SUBREAPER), as systemd's service manager
+   * is: a process the service leaves behind when its parent exits is adopted and reaped here, and a
+   * main process named by MAINPID= (the new process of an upgrade) becomes a child once the old one
+   * exits, so that its exit status is known and Restart= acts on it. The setting is process-wide:
+   * for a process that runs nothing else (`sd-activate run` sets it). Without it (the default), an
+   * adopted main process's exit status is unknown and taken as a success.
+   */
+  subreaper?: boolean;
 }
 
 /** One service process's end. */
 export interface ServiceExit {
+  /** The main process whose exit this is (MAINPID= may have named another than the one started). */
   pid: number;
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -159,6 +169,12 @@ interface Instance {
   killTimer: NodeJS.Timeout | undefined;
   ended: boolean;
   exited: Promise<ServiceExit>;
+  /** Ends the instance with the main process's exit status. */
+  end: (code: number | null, signal: NodeJS.Signals | null) => void;
+  /** `subreaper`: the process started has exited, and the adopted main process is awaited. */
+  awaitingMain: boolean;
+  /** `subreaper`: the adopted main process's exit, when it came before the started process's. */
+  mainExit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
 }
 
 const CLEAN_SIGNALS = new Set(['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGPIPE']);
@@ -197,6 +213,29 @@ function exitCodeOf(exit: ServiceExit): number {
   const status = exit.code ?? 128 + (exit.signal ? (osConstants.signals[exit.signal] ?? 0) : 0);
   if ((exit.result === 'watchdog' || exit.result === 'timeout') && status === 0) return 1;
   return status;
+}
+
+/** The pids of this process's children, from every thread's /proc children list (empty if the kernel has none). */
+function childPids(): number[] {
+  const pids: number[] = [];
+  try {
+    for (const task of readdirSync('/proc/self/task')) {
+      try {
+        for (const pid of readFileSync(`/proc/self/task/${task}/children`, 'utf8').split(' ')) if (pid !== '') pids.push(Number(pid));
+      } catch {
+        // The thread is gone.
+      }
+    }
+  } catch {
+    // No /proc: only the awaited main processes are reaped.
+  }
+  return pids;
+}
+
+function signalName(signal: number | null): NodeJS.Signals | null {
+  if (signal === null) return null;
+  for (const [name, number] of Object.entries(osConstants.signals)) if (number === signal) return name as NodeJS.Signals;
+  return null;
 }
 
 /** Whether `pid` runs. A zombie does not: nobody may reap a process that is not our child soon. */
@@ -292,6 +331,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   private lastExit: ServiceExit | undefined;
   private failure: SystemdError | undefined;
   private warnedFdStore = false;
+  /** The processes child_process started and waits for: never reaped here (it would wait for ever). */
+  private readonly spawnedPids = new Set<number>();
+  private readonly onChildExit = (): void => this.reapAdopted();
   private resolveDone!: (result: SupervisorResult) => void;
   /** Resolves once the supervisor has ended and closed everything. Never rejects. */
   readonly done: Promise<SupervisorResult>;
@@ -347,6 +389,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const cwd = this.options.cwd ?? process.cwd();
     try {
       this.command = resolveCommand(this.options.command, env.PATH, cwd);
+      if (this.options.subreaper) {
+        native().setChildSubreaper(true);
+        process.on('SIGCHLD', this.onChildExit);
+      }
       this.opened = openListeners(this.specs, cwd);
       if ((this.options.notifyAccess ?? 'main') !== 'none') {
         this.receiver = new NotifyReceiver(`@sd-activate/${process.pid}/${randomBytes(6).toString('hex')}`);
@@ -533,8 +579,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       killTimer: undefined,
       ended: false,
       exited: new Promise((resolve) => (resolveExit = resolve)),
+      end: () => undefined,
+      awaitingMain: false,
+      mainExit: undefined,
     };
     this.instances.add(instance);
+    if (pid !== 0) this.spawnedPids.add(pid);
     for (const stream of ['stdout', 'stderr'] as const) {
       child[stream]?.on('data', (data: Buffer) => this.emit('output', { pid, stream, data }));
     }
@@ -550,7 +600,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       const restarting =
         !this.stopping && !connection && (instance.killedFor === 'restart' || shouldRestart(this.options.restart ?? 'no', result));
       const restartDelayMs = !restarting ? undefined : instance.killedFor === 'restart' ? 0 : (this.options.restartSec ?? 100);
-      const exit: ServiceExit = { pid, code, signal, result, uptimeMs: Math.round(performance.now() - startedAt), restarting, restartDelayMs, connection };
+      const exit: ServiceExit = { pid: instance.mainPid, code, signal, result, uptimeMs: Math.round(performance.now() - startedAt), restarting, restartDelayMs, connection };
       if (!connection) this.lastExit = exit;
       this.emit('exit', exit);
       if (restarting) {
@@ -559,11 +609,16 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       }
       resolveExit(exit);
     };
+    instance.end = end;
     child.on('exit', (code, signal) => {
+      this.spawnedPids.delete(pid);
       // Deferred to the check phase: a notify message sent just before the exit (an FDSTORE=1, a
       // STOPPING=1) is then handled first, as systemd reads its notify socket before SIGCHLD.
       setImmediate(() => {
-        if (instance.mainPid !== pid && isAlive(instance.mainPid)) this.followMainPid(instance, end);
+        if (instance.mainPid === pid) end(code, signal);
+        else if (instance.mainExit) end(instance.mainExit.code, instance.mainExit.signal);
+        else if (this.options.subreaper && this.adopt(instance)) return;
+        else if (isAlive(instance.mainPid)) this.followMainPid(instance, end);
         else end(code, signal);
       });
     });
@@ -579,6 +634,47 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       this.becomeReady(instance);
     }
     return instance;
+  }
+
+  /**
+   * `subreaper`: whether the main process MAINPID= named is a child now (a descendant of the
+   * process started, which has exited). It is reaped on SIGCHLD, with its own exit status.
+   */
+  private adopt(instance: Instance): boolean {
+    let status: ReturnType<NativeBinding['reapChild']>;
+    try {
+      status = native().reapChild(instance.mainPid);
+    } catch {
+      return false; // ECHILD: not a child, nor a descendant of one
+    }
+    if (status) instance.end(status.code, signalName(status.signal));
+    else instance.awaitingMain = true;
+    return true;
+  }
+
+  /**
+   * SIGCHLD with `subreaper`: reaps every adopted child that has exited (never one that
+   * child_process waits for), as systemd reaps what a service leaves behind; an adopted main
+   * process's exit ends its service.
+   */
+  private reapAdopted(): void {
+    const candidates = new Set(childPids());
+    for (const instance of this.instances) if (instance.mainPid !== instance.pid) candidates.add(instance.mainPid);
+    for (const pid of candidates) {
+      if (this.spawnedPids.has(pid)) continue;
+      let status: ReturnType<NativeBinding['reapChild']>;
+      try {
+        status = native().reapChild(pid);
+      } catch {
+        continue; // not (or no longer) a child
+      }
+      if (!status) continue;
+      const instance = [...this.instances].find((i) => i.mainPid === pid && i.pid !== pid);
+      if (!instance) continue;
+      const signal = signalName(status.signal);
+      if (instance.awaitingMain) instance.end(status.code, signal);
+      else instance.mainExit = { code: status.code, signal };
+    }
   }
 
   /**
@@ -887,6 +983,16 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   private cleanup(): void {
+    if (this.options.subreaper) {
+      process.off('SIGCHLD', this.onChildExit);
+      try {
+        // Whatever is left is adopted by init from now on.
+        native().setChildSubreaper(false);
+        this.reapAdopted();
+      } catch {
+        // The addon did not load: start() failed on it, and nothing was set.
+      }
+    }
     for (const watcher of this.watchers.splice(0)) watcher.close();
     this.receiver?.close();
     for (const { fd } of this.stored.splice(0)) {

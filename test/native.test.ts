@@ -1,10 +1,12 @@
 import { expect } from 'chai';
+import { spawn } from 'node:child_process';
 import * as dgram from 'node:dgram';
 import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { native, type RawFdFacts } from '../src/native.js';
 import { openSocket } from '../src/open-socket.js';
 import { decodeSockaddr, encodeSockaddr, InetAddress } from '../src/sockaddr.js';
@@ -359,6 +361,10 @@ describe('native: errors', () => {
     expect(e.message).to.equal('EAFNOSUPPORT: address family not supported by protocol, socket');
   });
 
+  it('reapChild of a process that is not a child: ECHILD from waitid, no fd in the error', () => {
+    expect(shape(() => n.reapChild(1))).to.include({ code: 'ECHILD', syscall: 'waitid', fd: undefined });
+  });
+
   it('mkfifo on an existing path and mq_open of a name without a slash: the path in the error', () => {
     const path = join(r.dir(), 'taken');
     fs.writeFileSync(path, '');
@@ -408,6 +414,10 @@ describe('native: errors', () => {
         },
       ],
       ['mqUnlink(1)', () => call(n.mqUnlink as never, 1)],
+      ["setChildSubreaper('yes')", () => call(n.setChildSubreaper as never, 'yes')],
+      ['reapChild(0): not every child', () => call(n.reapChild as never, 0)],
+      ['reapChild(-1): not every child', () => call(n.reapChild as never, -1)],
+      ["reapChild('12')", () => call(n.reapChild as never, '12')],
       ['notifySend() with 3 arguments', () => call(n.notifySend as never, Buffer.alloc(3), Buffer.alloc(1), null)],
       ["notifySend(..., 'x', ...)", () => call(n.notifySend as never, 'x', Buffer.alloc(1), null, null)],
       ['notifySend(..., {} as fds, ...)', () => call(n.notifySend as never, Buffer.alloc(3), Buffer.from('A=1'), {}, null)],
@@ -427,6 +437,28 @@ describe('native: errors', () => {
       const fds = new Array<number>(c.SCM_MAX_FD + 1).fill(0);
       expect(shape(() => n.notifySend(Buffer.alloc(3), Buffer.from('A=1'), fds, null))).to.include({ code: 'E2BIG', syscall: 'sendmsg' });
     });
+  });
+});
+
+describe('native: child subreaper', () => {
+  // In a process of its own (test/fixtures/subreaper-probe.ts): the setting is process-wide.
+  it('adopts the orphans of a child and reaps them with their exit status or signal', async () => {
+    const probe = new URL('./fixtures/subreaper-probe.js', import.meta.url);
+    const child = spawn(process.execPath, [fileURLToPath(probe)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const [code] = (await once(child, 'close')) as [number | null];
+    expect(code, err).to.equal(0);
+    const result = JSON.parse(out) as { adopted: number[]; self: number; running: unknown; statuses: unknown[]; again: string };
+    expect(result.adopted).to.deep.equal([result.self, result.self]);
+    expect(result.running).to.equal(null);
+    expect(result.statuses).to.deep.equal([
+      { code: 7, signal: null },
+      { code: null, signal: 9 },
+    ]);
+    expect(result.again).to.equal('ECHILD');
   });
 });
 

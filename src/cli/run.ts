@@ -199,7 +199,8 @@ export async function run(args: readonly string[], stderr: (line: string) => voi
   const info = (line: string): void => {
     if (!quiet) stderr(line);
   };
-  const supervisor = new Supervisor(options);
+  // A subreaper, as systemd is: an upgraded main process's exit status is known (this process runs nothing else).
+  const supervisor = new Supervisor({ ...options, subreaper: true });
   const type = options.type ?? 'simple';
 
   supervisor.on('listening', (listeners) => {

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -20,6 +21,7 @@
 #include <sys/types.h>
 #include <sys/un.h>
 #include <sys/vfs.h>
+#include <sys/wait.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -300,6 +302,45 @@ static napi_value pidfd_inode_id(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* setChildSubreaper(on): prctl(PR_SET_CHILD_SUBREAPER), as systemd's manager is one. */
+static napi_value set_child_subreaper(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  bool on;
+  if (!get_args(env, info, 1, argv) || napi_get_value_bool(env, argv[0], &on) != napi_ok) return throw_type(env, "setChildSubreaper takes a boolean");
+  if (prctl(PR_SET_CHILD_SUBREAPER, on ? 1 : 0, 0, 0, 0) < 0) return throw_errno(env, errno, "prctl");
+  return NULL;
+}
+
+/*
+ * reapChild(pid): waitid(P_PID, pid, WEXITED | WNOHANG). null while the child runs, else
+ * { code, signal } (one of them null: code for an exit, the signal number for a kill or a core
+ * dump). ECHILD when pid is not a child of this process.
+ */
+static napi_value reap_child(napi_env env, napi_callback_info info) {
+  napi_value argv[1], out, code, sig;
+  int32_t pid;
+  siginfo_t si;
+  if (!get_args(env, info, 1, argv) || !get_int32(env, argv[0], &pid) || pid <= 0) return throw_type(env, "pid must be a positive integer");
+  memset(&si, 0, sizeof si);
+  if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG) < 0) return throw_errno(env, errno, "waitid");
+  if (si.si_pid == 0) {
+    CHECK(napi_get_null(env, &out));
+    return out;
+  }
+  CHECK(napi_create_object(env, &out));
+  if (si.si_code == CLD_EXITED) {
+    code = make_int(env, si.si_status);
+    CHECK(napi_get_null(env, &sig));
+  } else {
+    CHECK(napi_get_null(env, &code));
+    sig = make_int(env, si.si_status);
+  }
+  if (!code || !sig) return NULL;
+  CHECK(napi_set_named_property(env, out, "code", code));
+  CHECK(napi_set_named_property(env, out, "signal", sig));
+  return out;
+}
+
 /* pipe() -> [readFd, writeFd], both close-on-exec. */
 static napi_value do_pipe(napi_env env, napi_callback_info info) {
   napi_value out;
@@ -444,6 +485,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"mqUnlink", NULL, do_mq_unlink, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pidfdInodeId", NULL, pidfd_inode_id, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pipe", NULL, do_pipe, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setChildSubreaper", NULL, set_child_subreaper, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"reapChild", NULL, reap_child, NULL, NULL, NULL, napi_enumerable, NULL},
       {"notifySend", NULL, notify_send, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));

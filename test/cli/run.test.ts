@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as dgram from 'node:dgram';
 import { once } from 'node:events';
-import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { join } from 'node:path';
 import { uniqueName } from '../support/resources.js';
@@ -304,7 +304,31 @@ describe('sd-activate run', function () {
       expect(cli.child.exitCode).to.equal(null);
       const { code } = await cli.exited;
       expect(code).to.equal(0);
-      expect(cli.stderr).to.match(new RegExp(`main pid ${child} is gone`));
+      // A subreaper, as systemd is: the new main process became its child and was reaped.
+      expect(cli.stderr).to.match(new RegExp(`\\(pid ${child}\\) exited with status 0`));
+      expect(cli.stderr).to.not.match(/is gone|unknown/);
+    });
+
+    it("an upgraded main process's exit status counts, as under systemd: it fails the service and Restart= acts on it", async () => {
+      const failed = await runCli(['run', '--type', 'notify', '--', process.execPath, fixture('notify-service'), 'ready', 'mainpid:3', 'exit:0']);
+      const child = /^CHILD (\d+)$/m.exec(failed.stdout)?.[1];
+      expect(failed.stderr).to.match(new RegExp(`\\(pid ${child}\\) exited with status 3`));
+      expect(failed.code, failed.stderr).to.equal(3);
+
+      const cli = clis.start(['run', '--type', 'notify', '--restart', 'on-failure', '--', process.execPath, fixture('notify-service'), 'ready', 'mainpid:3', 'exit:0']);
+      await cli.waitFor(/\(pid \d+\) exited with status 3 after [^;\n]+; restarting/);
+      await cli.waitFor(/started \S+ \(pid \d+\)[^]*started \S+ \(pid \d+\)/);
+    });
+
+    it('a process the service leaves behind is adopted and reaped (no zombie), as systemd reaps it', async () => {
+      const cli = clis.start(['run', '--', process.execPath, fixture('notify-service'), 'orphan:400', 'hang']);
+      const orphan = Number((await cli.waitFor(/^ORPHAN (\d+)$/m, { stream: 'stdout' }))[1]);
+      // Its parent, the shell, has exited: the tool is its parent now.
+      expect(/^PPid:\s+(\d+)$/m.exec(readFileSync(`/proc/${orphan}/status`, 'utf8'))?.[1]).to.equal(String(cli.child.pid));
+      const deadline = Date.now() + 5000;
+      while (existsSync(`/proc/${orphan}`) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(existsSync(`/proc/${orphan}`), `pid ${orphan} was not reaped`).to.equal(false);
+      expect(cli.child.exitCode).to.equal(null);
     });
   });
 
