@@ -120,7 +120,14 @@ const LONG_MAX = (1n << 63n) - 1n;
  * @see https://www.freedesktop.org/software/systemd/man/latest/sd_listen_fds.html
  */
 export function safeAtou64(s: string): bigint | ParseFailure {
-  if (isPlainDecimal(s)) return BigInt(s);
+  return isPlainDecimal(s) ? BigInt(s) : scanAtou64(s);
+}
+
+/*
+ * The general cases of safeAtou64() and safeAtoi() live in functions of their own: V8 compiles a
+ * function, all of it, on its first call, and a service reading what systemd wrote never needs them.
+ */
+function scanAtou64(s: string): bigint | ParseFailure {
   let i = 0;
   while (i < s.length && WHITESPACE.includes(s[i]!)) i++;
   const [mangled, base] = mangleBase(s.slice(i));
@@ -143,7 +150,10 @@ export function safeAtou64(s: string): bigint | ParseFailure {
  * @see https://www.freedesktop.org/software/systemd/man/latest/sd_listen_fds.html
  */
 export function safeAtoi(s: string): number | ParseFailure {
-  if (isPlainDecimal(s)) return Number(s);
+  return isPlainDecimal(s) ? Number(s) : scanAtoi(s);
+}
+
+function scanAtoi(s: string): number | ParseFailure {
   let i = 0;
   while (i < s.length && WHITESPACE.includes(s[i]!)) i++;
   const [mangled, base] = mangleBase(s.slice(i));
