@@ -48,6 +48,8 @@ export type SystemdErrorCode =
   | 'ERR_SD_START_TIMEOUT'
   /** The service exited while it was awaited: before READY=1, or before a message a test waited for. */
   | 'ERR_SD_SERVICE_EXITED'
+  /** The service was started StartLimitBurst= times within StartLimitIntervalSec=, and not again (Result=start-limit-hit). */
+  | 'ERR_SD_START_LIMIT_HIT'
   /** `sd-activate/testing`: what a test waited for (a notify message, a line of output) did not come in time. */
   | 'ERR_SD_WAIT_TIMEOUT'
   /** An upgrade could not hand over (the new process could not be started or told it is the main process), or was cancelled. */

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseListenSpec, type ListenSpec } from './cli/listen-spec.js';
 import { SystemdError } from './errors.js';
@@ -56,6 +56,14 @@ export interface SupervisorOptions {
   restart?: RestartPolicy;
   /** RestartSec= (default 100). */
   restartSec?: number;
+  /**
+   * StartLimitIntervalSec= (default 10000; 0 for no limit) and StartLimitBurst= (default 5; 0 for
+   * no limit): at most that many starts, the first included, in a window that opens at a start.
+   * The start after them does not happen, and the supervisor fails with `ERR_SD_START_LIMIT_HIT`
+   * (Result=start-limit-hit). Restarts for a watched change do not count.
+   */
+  startLimitIntervalSec?: number;
+  startLimitBurst?: number;
   /** TimeoutStartSec=: how long a Type=notify service may take to send READY=1 (default 90000; 0 waits for ever). */
   timeoutStartSec?: number;
   /** TimeoutStopSec=: how long after SIGTERM before SIGKILL (default 90000). */
@@ -179,6 +187,24 @@ interface Instance {
 
 const CLEAN_SIGNALS = new Set(['SIGHUP', 'SIGINT', 'SIGTERM', 'SIGPIPE']);
 const CORE_SIGNALS = new Set(['SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGSEGV', 'SIGXCPU', 'SIGXFSZ', 'SIGSYS']);
+/** systemd's DefaultStartLimitIntervalSec= and DefaultStartLimitBurst=. */
+const START_LIMIT = { intervalMs: 10_000, burst: 5 };
+
+/**
+ * systemd's ratelimit_below(): a window opens at a start and admits `burst` starts, the first
+ * included; the next start after the window has passed opens a new one. No limit when either is 0.
+ */
+function startAllowed(limit: { begin: number; count: number }, intervalMs: number, burst: number, now: number): boolean {
+  if (!(intervalMs > 0 && burst > 0)) return true;
+  if (limit.count === 0 || now - limit.begin > intervalMs) {
+    limit.begin = now;
+    limit.count = 1;
+    return true;
+  }
+  limit.count++;
+  return limit.count <= burst;
+}
+
 /** systemd's TriggerLimitIntervalSec= and TriggerLimitBurst= defaults for Accept=no sockets. */
 const TRIGGER_LIMIT = { intervalMs: 2000, burst: 20 };
 
@@ -277,8 +303,9 @@ function validate(options: SupervisorOptions): void {
   checkDuration('restartSec', options.restartSec);
   checkDuration('timeoutStartSec', options.timeoutStartSec);
   checkDuration('timeoutStopSec', options.timeoutStopSec);
+  checkDuration('startLimitIntervalSec', options.startLimitIntervalSec);
   checkDuration('watchdogSec', options.watchdogSec, false);
-  for (const key of ['fdStoreMax', 'maxConnections'] as const) {
+  for (const key of ['fdStoreMax', 'maxConnections', 'startLimitBurst'] as const) {
     const v = options[key];
     if (v !== undefined && (!Number.isInteger(v) || v < (key === 'maxConnections' ? 1 : 0))) throw new TypeError(`options.${key} must be a whole number`);
   }
@@ -460,6 +487,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   private async mainLoop(): Promise<void> {
     const triggers: number[] = [];
+    const starts = { begin: 0, count: 0 };
+    const intervalMs = this.options.startLimitIntervalSec ?? START_LIMIT.intervalMs;
+    const burst = this.options.startLimitBurst ?? START_LIMIT.burst;
+    let watchedChange = false;
     for (;;) {
       if (this.stopping) return;
       if (this.options.lazy) {
@@ -477,6 +508,15 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
           return;
         }
       }
+      if (!watchedChange && !startAllowed(starts, intervalMs, burst, performance.now())) {
+        this.failure = new SystemdError(
+          'ERR_SD_START_LIMIT_HIT',
+          `${basename(this.command)} was started ${burst} times within ${intervalMs / 1000}s and is not started again ` +
+            `(StartLimitBurst=, StartLimitIntervalSec=; in sd-activate run: --start-limit-burst, --start-limit-interval)`,
+        );
+        return;
+      }
+      watchedChange = false;
       const instance = this.spawn(
         [...this.opened.map((l) => l.fd), ...this.stored.map((s) => s.fd)],
         [...this.opened.map((l) => l.spec.name), ...this.stored.map((s) => s.name)],
@@ -487,7 +527,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       this.main = undefined;
       if (this.stopping) return;
       if (exit.restarting) {
-        if (instance.killedFor === 'restart') continue;
+        watchedChange = instance.killedFor === 'restart';
+        if (watchedChange) continue;
         await this.sleep(this.options.restartSec ?? 100);
         continue;
       }

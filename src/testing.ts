@@ -48,6 +48,10 @@ interface CommonOptions {
   output?: 'capture' | 'inherit';
   restart?: RestartPolicy;
   restartSec?: number;
+  /** StartLimitIntervalSec= (default 10000 ms; 0 for no limit): see startLimitBurst. */
+  startLimitIntervalSec?: number;
+  /** StartLimitBurst= (default 5): past that many starts within the interval, the service is not restarted. */
+  startLimitBurst?: number;
   watchdogSec?: number;
   fdStoreMax?: number;
   accept?: boolean;
@@ -351,6 +355,8 @@ export async function startService(options: StartServiceOptions): Promise<TestSe
     timeoutStopSec: options.timeoutStopSec ?? 5000,
     restart: options.restart,
     restartSec: options.restartSec,
+    startLimitIntervalSec: options.startLimitIntervalSec,
+    startLimitBurst: options.startLimitBurst,
     watchdogSec: options.watchdogSec,
     fdStoreMax: options.fdStoreMax,
     accept: options.accept,

@@ -39,6 +39,8 @@ describe('Supervisor', function () {
     expect(() => new Supervisor({ command: 'x', watchdogSec: 0 })).to.throw(TypeError, /watchdogSec must be a number of milliseconds above 0/);
     expect(() => new Supervisor({ command: 'x', accept: true, listen: ['udp:127.0.0.1:0'] })).to.throw(TypeError, /accept needs stream or seqpacket/);
     expect(() => new Supervisor({ command: 'x', lazy: true })).to.throw(TypeError, /lazy needs at least one socket/);
+    expect(() => new Supervisor({ command: 'x', startLimitBurst: 1.5 })).to.throw(TypeError, /options.startLimitBurst must be a whole number/);
+    expect(() => new Supervisor({ command: 'x', startLimitIntervalSec: -1 })).to.throw(TypeError, /startLimitIntervalSec must be a number of milliseconds/);
     expect(() => new Supervisor({ command: 'x', notifyAccess: 'none', type: 'notify' })).to.throw(TypeError, /notifyAccess 'none' leaves no NOTIFY_SOCKET/);
   });
 
@@ -116,8 +118,23 @@ describe('Supervisor', function () {
     expect(out).to.equal('barrier passed\n');
   });
 
-  it('lazy: a service that never takes the connection hits the trigger limit instead of looping for ever', async () => {
+  it('lazy: a service that never takes the connection hits the start limit (5 starts in 10 s), as its .socket unit would', async () => {
     const s = make({ command: 'true', listen: ['tcp:127.0.0.1:0'], lazy: true });
+    let starts = 0;
+    s.on('spawn', () => starts++);
+    await s.start();
+    const client = net.connect(portOf(s), '127.0.0.1');
+    client.on('error', () => undefined);
+    const result = await s.done;
+    client.destroy();
+    expect(starts).to.equal(5);
+    expect(result.exitCode).to.equal(1);
+    expect(result.error?.code).to.equal('ERR_SD_START_LIMIT_HIT');
+    expect(result.error?.message).to.match(/^true was started 5 times within 10s and is not started again \(StartLimitBurst=/);
+  });
+
+  it('lazy, without a start limit: the trigger limit (20 in 2 s) ends the loop', async () => {
+    const s = make({ command: 'true', listen: ['tcp:127.0.0.1:0'], lazy: true, startLimitIntervalSec: 0 });
     await s.start();
     const client = net.connect(portOf(s), '127.0.0.1');
     client.on('error', () => undefined);

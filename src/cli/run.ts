@@ -32,6 +32,10 @@ Service:
       --timeout-stop SEC      SIGTERM, then SIGKILL after SEC (default 90)
       --restart POLICY        no, on-failure, always, ... (Restart=, default no)
       --restart-sec SEC       pause before restarting (RestartSec=, 100ms)
+      --start-limit-burst N   at most N starts within the interval below, then
+                              fail (StartLimitBurst=, default 5)
+      --start-limit-interval SEC  that interval (StartLimitIntervalSec=, 10s;
+                              0 for no limit)
       --watchdog SEC          set WATCHDOG_USEC; SIGABRT when pings stop
       --fd-store N            keep N fds sent with FDSTORE=1 across restarts
       --notify-access WHO     main, all or none (NotifyAccess=, default main)
@@ -79,6 +83,8 @@ const OPTIONS = {
   'timeout-stop': { type: 'string' },
   restart: { type: 'string' },
   'restart-sec': { type: 'string' },
+  'start-limit-burst': { type: 'string' },
+  'start-limit-interval': { type: 'string' },
   watchdog: { type: 'string' },
   'fd-store': { type: 'string' },
   'notify-access': { type: 'string' },
@@ -145,6 +151,10 @@ export function runOptions(args: readonly string[]): { help: true } | { help: fa
   if (timeoutStop !== undefined) options.timeoutStopSec = timeoutStop;
   const restartSec = duration('restart-sec', v['restart-sec'] as string | undefined, false);
   if (restartSec !== undefined) options.restartSec = restartSec;
+  const startLimitInterval = duration('start-limit-interval', v['start-limit-interval'] as string | undefined, false);
+  if (startLimitInterval !== undefined) options.startLimitIntervalSec = startLimitInterval;
+  const startLimitBurst = countOption('start-limit-burst', v['start-limit-burst'] as string | undefined);
+  if (startLimitBurst !== undefined) options.startLimitBurst = startLimitBurst;
   const watchdog = duration('watchdog', v.watchdog as string | undefined, false);
   if (watchdog !== undefined) {
     if (watchdog <= 0) throw new UsageError('--watchdog takes a time span above 0');

@@ -182,4 +182,23 @@ describe('conformance: the same service under systemd and under sd-activate run'
     expect(run.stderr).to.match(/watchdog: node \(pid \d+\) sent no WATCHDOG=1 for 500ms; sending SIGABRT\n.*was killed by SIGABRT/);
     expect(run.code).to.equal(128 + 6);
   });
+
+  it('a crash loop with Restart=always: 5 starts within 10 s, then no more (StartLimitBurst=)', async () => {
+    const service = unit('loop.service');
+    const log = `${dir}/loop.systemd`;
+    await manager.installUnits({
+      [service]: ['[Service]', 'Restart=always', 'RestartSec=100ms', `ExecStart=/bin/sh -c ${unitEscape(`'echo started >> ${log}; exit 1'`)}`].join('\n'),
+    });
+    await manager.systemctlOk('start', service);
+    // systemd 252 leaves Result=exit-code (the last run's) and logs "Start request repeated too quickly".
+    await manager.waitFor(async () => (await manager.show(service, 'ActiveState')) === 'failed' && (await manager.show(service, 'NRestarts')) === '5', 15_000, `${service} to fail after its restarts`);
+    await manager.waitFor(() => manager.logExcerpt(400).includes(`${service}: Start request repeated too quickly`), 5_000, 'the start limit in the log');
+    const systemdStarts = readFileSync(log, 'utf8').match(/started/g)?.length;
+
+    const run = await runCli(['run', '--restart', 'always', '--restart-sec', '100ms', '--', 'sh', '-c', 'echo started; exit 1']);
+    expect(run.stdout.match(/started/g)?.length, run.stderr).to.equal(systemdStarts);
+    expect(systemdStarts).to.equal(5);
+    expect(run.stderr).to.match(/not started again \(StartLimitBurst=/);
+    expect(run.code).to.equal(1);
+  });
 });

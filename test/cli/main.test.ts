@@ -109,7 +109,8 @@ describe('sd-activate (command line)', function () {
       const parsed = runOptions([
         '-l', 'web=8080', '--type', 'notify', '--restart', 'always', '--restart-sec', '250ms', '--timeout-start', '5',
         '--timeout-stop', '1s', '--watchdog', '2', '--fd-store', '3', '--notify-access', 'all', '--backlog', '7',
-        '--ipv6-only', '--reuse-port', '-E', 'A=1', 'node', 'app.js', '--port', '1',
+        '--ipv6-only', '--reuse-port', '-E', 'A=1', '--start-limit-burst', '9', '--start-limit-interval', '1min',
+        'node', 'app.js', '--port', '1',
       ]);
       expect(parsed.help).to.equal(false);
       if (parsed.help) return;
@@ -120,6 +121,8 @@ describe('sd-activate (command line)', function () {
         type: 'notify',
         restart: 'always',
         restartSec: 250,
+        startLimitBurst: 9,
+        startLimitIntervalSec: 60_000,
         timeoutStartSec: 5000,
         timeoutStopSec: 1000,
         watchdogSec: 2000,
@@ -145,6 +148,8 @@ describe('sd-activate (command line)', function () {
         [['--accept', '--fd-store', '1', '-l', '1', '--', 'x'], /--accept and --fd-store/],
         [['--type', 'forking', '--', 'x'], /--type takes simple or notify/],
         [['--fd-store=-1', '--', 'x'], /--fd-store takes a whole number/],
+        [['--start-limit-burst', 'five', '--', 'x'], /--start-limit-burst takes a whole number/],
+        [['--start-limit-interval', 'soon', '--', 'x'], /--start-limit-interval takes a time span/],
         [['--fd-store', '-1', '--', 'x'], /option --fd-store needs a value; for one that starts with '-', write --fd-store=VALUE/],
         [['--lazy=yes', '--', 'x'], /option --lazy does not take a value/],
         [['--socket-mode', 'rw', '--', 'x'], /--socket-mode takes an octal mode/],

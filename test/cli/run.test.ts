@@ -138,7 +138,11 @@ describe('sd-activate run', function () {
   describe('--restart always keeps the sockets open', () => {
     it('a client connecting all through a crash loop is never refused', async function () {
       this.timeout(40_000);
-      const cli = clis.start(['run', '--restart', 'always', '--restart-sec', '50ms', '-l', 'web=tcp:127.0.0.1:0', '--', process.execPath, fixture('crash-server'), 'inherited', '5']);
+      // No start limit: the loop is the point here (systemd would stop it after 5 starts in 10 s: see below).
+      const cli = clis.start([
+        'run', '--restart', 'always', '--restart-sec', '50ms', '--start-limit-interval', '0', '-l', 'web=tcp:127.0.0.1:0',
+        '--', process.execPath, fixture('crash-server'), 'inherited', '5',
+      ]);
       const [port] = await cli.ports('web');
       const tally = await hammer(port!, 3000);
       const restarts = [...cli.stderr.matchAll(/exited with status 1 after .*; restarting in 50ms/g)].length;
@@ -170,6 +174,20 @@ describe('sd-activate run', function () {
         child?.kill('SIGKILL');
         await loop;
       }
+    });
+
+    it('a crash loop stops after 5 starts within 10 s, as StartLimitBurst= and StartLimitIntervalSec= have it', async () => {
+      const looping = ['--', 'sh', '-c', 'echo started; exit 1'];
+      const limited = await runCli(['run', '--restart', 'always', '--restart-sec', '10ms', ...looping]);
+      expect(limited.stdout.match(/started/g), limited.stderr).to.have.length(5);
+      expect(limited.stderr).to.match(/sh was started 5 times within 10s and is not started again \(StartLimitBurst=/);
+      expect(limited.code).to.equal(1);
+      // The flags change it; a start after the window has passed opens a new one.
+      const three = await runCli(['run', '--restart', 'always', '--restart-sec', '10ms', '--start-limit-burst', '3', ...looping]);
+      expect(three.stdout.match(/started/g), three.stderr).to.have.length(3);
+      const spaced = await runCli(['run', '--restart', 'on-failure', '--restart-sec', '120ms', '--start-limit-burst', '2', '--start-limit-interval', '100ms', '--', 'sh', '-c', 'echo started; test -e "$0" && exit 0; n=$(cat "$0.n" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "$0.n"; test $n -ge 6 && touch "$0"; exit 1', join(clis.tempDir(), 'spaced')]);
+      expect(spaced.stdout.match(/started/g), spaced.stderr).to.have.length(7);
+      expect(spaced.code, spaced.stderr).to.equal(0);
     });
 
     it('the exit status of a service that is not restarted is the tool\'s, and on-failure stops on success', async () => {
