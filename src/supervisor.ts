@@ -143,6 +143,12 @@ export interface SupervisorEvents {
   'start-timeout': [event: { pid: number; timeoutMs: number }];
   exit: [exit: ServiceExit];
   restart: [event: { reason: 'exit' | 'watch'; delayMs: number; count: number }];
+  /**
+   * The main process is gone and processes of its process groups still run: they get `signal`
+   * (SIGTERM, then SIGKILL after `timeoutStopSec`), as KillMode=control-group ends what a service
+   * leaves behind. The next start waits for them.
+   */
+  leftovers: [event: { pid: number; groups: number[]; signal: NodeJS.Signals }];
   /** `watch`: a watched path changed; a restart follows. */
   change: [event: { path: string }];
   /** `watch`: the service exited and will not restart; waiting for a change. */
@@ -262,6 +268,16 @@ function signalName(signal: number | null): NodeJS.Signals | null {
   if (signal === null) return null;
   for (const [name, number] of Object.entries(osConstants.signals)) if (number === signal) return name as NodeJS.Signals;
   return null;
+}
+
+/** Whether a process of group `pgid` is left (a zombie counts until it is reaped, which is soon). */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** Whether `pid` runs. A zombie does not: nobody may reap a process that is not our child soon. */
@@ -633,22 +649,27 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       if (instance.ended) return;
       instance.ended = true;
       this.clearTimers(instance);
-      this.instances.delete(instance);
       // Kept a little longer: its last messages may still be in the notify socket's queue.
       this.recent.push(instance);
       if (this.recent.length > 16) this.recent.shift();
-      const result = classify(code, signal, instance.killedFor);
-      const restarting =
-        !this.stopping && !connection && (instance.killedFor === 'restart' || shouldRestart(this.options.restart ?? 'no', result));
-      const restartDelayMs = !restarting ? undefined : instance.killedFor === 'restart' ? 0 : (this.options.restartSec ?? 100);
-      const exit: ServiceExit = { pid: instance.mainPid, code, signal, result, uptimeMs: Math.round(performance.now() - startedAt), restarting, restartDelayMs, connection };
-      if (!connection) this.lastExit = exit;
-      this.emit('exit', exit);
-      if (restarting) {
-        this.restarts++;
-        this.emit('restart', { reason: instance.killedFor === 'restart' ? 'watch' : 'exit', delayMs: restartDelayMs ?? 0, count: this.restarts });
-      }
-      resolveExit(exit);
+      const uptimeMs = Math.round(performance.now() - startedAt);
+      // The service has ended once what it left running has too (stop() waits for it as well).
+      void this.killLeftovers(instance).then((killed) => {
+        this.instances.delete(instance);
+        // As systemd: leftovers that had to be killed fail the service (Result=timeout).
+        const result = killed ? 'timeout' : classify(code, signal, instance.killedFor);
+        const restarting =
+          !this.stopping && !connection && (instance.killedFor === 'restart' || shouldRestart(this.options.restart ?? 'no', result));
+        const restartDelayMs = !restarting ? undefined : instance.killedFor === 'restart' ? 0 : (this.options.restartSec ?? 100);
+        const exit: ServiceExit = { pid: instance.mainPid, code, signal, result, uptimeMs, restarting, restartDelayMs, connection };
+        if (!connection) this.lastExit = exit;
+        this.emit('exit', exit);
+        if (restarting) {
+          this.restarts++;
+          this.emit('restart', { reason: instance.killedFor === 'restart' ? 'watch' : 'exit', delayMs: restartDelayMs ?? 0, count: this.restarts });
+        }
+        resolveExit(exit);
+      });
     };
     instance.end = end;
     child.on('exit', (code, signal) => {
@@ -729,6 +750,41 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       this.emit('warning', `main pid ${instance.mainPid} is gone; its exit status is unknown (not a child of sd-activate)`);
       end(0, null);
     }, 50);
+  }
+
+  /**
+   * KillMode=control-group, as far as process groups reach (there are no cgroups here): once the
+   * main process is gone, what still runs in the process group of the process started (and of a
+   * main process MAINPID= moved to, when it leads one) gets SIGTERM, then SIGKILL after
+   * `timeoutStopSec`. Resolves once they are gone: true when SIGKILL was needed. A process that
+   * left its group (setsid) escapes.
+   */
+  private async killLeftovers(instance: Instance): Promise<boolean> {
+    const groups = [...new Set([instance.pid, instance.mainPid])].filter((pgid) => pgid > 0 && groupAlive(pgid));
+    if (groups.length === 0) return false;
+    const send = (signal: NodeJS.Signals): void => {
+      this.emit('leftovers', { pid: instance.mainPid, groups, signal });
+      for (const pgid of groups) {
+        try {
+          process.kill(-pgid, signal);
+        } catch {
+          // gone meanwhile
+        }
+      }
+    };
+    const gone = async (ms: number): Promise<boolean> => {
+      const deadline = performance.now() + ms;
+      for (;;) {
+        if (!groups.some(groupAlive)) return true;
+        if (performance.now() >= deadline) return false;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
+    send('SIGTERM');
+    if (await gone(this.options.timeoutStopSec ?? 90_000)) return false;
+    send('SIGKILL');
+    await gone(5000);
+    return true;
   }
 
   private armStartTimeout(instance: Instance, ms: number): void {

@@ -248,6 +248,9 @@ export async function run(args: readonly string[], stderr: (line: string) => voi
     if (exit.result === 'success' || exit.result === 'timeout' || exit.result === 'watchdog') info(line);
     else stderr(line);
   });
+  supervisor.on('leftovers', ({ pid, groups, signal }) =>
+    info(`${name} (pid ${pid}) is gone but left processes in process group ${groups.join(', ')}: sending ${signal} (KillMode=control-group)`),
+  );
   supervisor.on('change', ({ path }) => info(`${path} changed: restarting ${name}`));
   supervisor.on('idle', () => info(`${name} is not running; waiting for a change to start it again`));
   supervisor.on('warning', (message) => stderr(`warning: ${message}`));

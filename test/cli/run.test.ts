@@ -338,6 +338,26 @@ describe('sd-activate run', function () {
       await cli.waitFor(/started \S+ \(pid \d+\)[^]*started \S+ \(pid \d+\)/);
     });
 
+    it('what the service leaves running in its process group is stopped with it (SIGTERM, then SIGKILL), as KillMode=control-group does', async () => {
+      const gone = (pid: number): boolean => !existsSync(`/proc/${pid}`) || /^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      // A child that ignores SIGTERM (exec keeps SIG_IGN), started in the background; the service exits at once.
+      const result = await runCli(['run', '--timeout-stop', '300ms', '--', 'sh', '-c', '(trap "" TERM; exec sleep 30) & echo "LEFT $!"; exit 0']);
+      const left = Number(/^LEFT (\d+)$/m.exec(result.stdout)?.[1]);
+      expect(left, result.stdout).to.be.above(0);
+      expect(result.stderr).to.match(/sh \(pid \d+\) is gone but left processes in process group \d+: sending SIGTERM[^]*sending SIGKILL/);
+      expect(gone(left), `pid ${left} still runs`).to.equal(true);
+      // Leftovers that had to be killed fail the service, as Result=timeout does.
+      expect(result.code, result.stderr).to.equal(1);
+
+      // One that stops on SIGTERM leaves the service's own status alone.
+      const polite = await runCli(['run', '--timeout-stop', '5s', '--', 'sh', '-c', 'sleep 30 & echo "LEFT $!"; exit 0']);
+      const politeLeft = Number(/^LEFT (\d+)$/m.exec(polite.stdout)?.[1]);
+      expect(polite.stderr).to.match(/left processes in process group \d+: sending SIGTERM/);
+      expect(polite.stderr).to.not.match(/SIGKILL/);
+      expect(gone(politeLeft)).to.equal(true);
+      expect(polite.code, polite.stderr).to.equal(0);
+    });
+
     it('a process the service leaves behind is adopted and reaped (no zombie), as systemd reaps it', async () => {
       const cli = clis.start(['run', '--', process.execPath, fixture('notify-service'), 'orphan:400', 'hang']);
       const orphan = Number((await cli.waitFor(/^ORPHAN (\d+)$/m, { stream: 'stdout' }))[1]);
