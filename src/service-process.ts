@@ -4,6 +4,7 @@
  * process group so that stopping it reaches everything it started (KillMode=control-group).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { MANAGER_VARIABLES } from './env.js';
@@ -68,6 +69,13 @@ export interface ServiceSpawnOptions {
 }
 
 /**
+ * What systemd's exec sets for every service besides the protocol's variables: INVOCATION_ID, a
+ * new 128-bit id for each start (what journald and the tools that look for systemd read), and
+ * SYSTEMD_EXEC_PID, the pid it execs (systemd 248+).
+ */
+const EXEC_VARIABLES = ['INVOCATION_ID', 'SYSTEMD_EXEC_PID'];
+
+/**
  * Spawns the service. Node has no fork-then-exec hook to learn the pid before exec, so
  * `sh -c 'LISTEN_PID=$$ ... exec "$0" "$@"'` sets it: `exec` keeps the shell's pid.
  *
@@ -76,8 +84,9 @@ export interface ServiceSpawnOptions {
  */
 export function spawnService(options: ServiceSpawnOptions): ChildProcess {
   const env: NodeJS.ProcessEnv = { ...options.env };
-  for (const name of MANAGER_VARIABLES) delete env[name];
-  const pidVariables: string[] = [];
+  for (const name of [...MANAGER_VARIABLES, ...EXEC_VARIABLES]) delete env[name];
+  env.INVOCATION_ID = randomBytes(16).toString('hex');
+  const pidVariables: string[] = ['SYSTEMD_EXEC_PID'];
   if (options.fds.length > 0) {
     env.LISTEN_FDS = String(options.fds.length);
     env.LISTEN_FDNAMES = options.names.join(':');

@@ -112,7 +112,9 @@ describe('conformance: the same service under systemd and under sd-activate run'
 
   it('the environment of a Type=notify service with a watchdog, and its READY/STATUS', async () => {
     const service = unit('env.service');
-    const script = 'echo "pid=$([ "$LISTEN_PID" = $$ ] && echo self) watchdog_pid=$([ "$WATCHDOG_PID" = $$ ] && echo self) usec=$WATCHDOG_USEC notify=${NOTIFY_SOCKET:+set}"';
+    const script =
+      'echo "pid=$([ "$LISTEN_PID" = $$ ] && echo self) watchdog_pid=$([ "$WATCHDOG_PID" = $$ ] && echo self) usec=$WATCHDOG_USEC notify=${NOTIFY_SOCKET:+set}' +
+      ' exec_pid=$([ "$SYSTEMD_EXEC_PID" = $$ ] && echo self) invocation=$(echo "$INVOCATION_ID" | grep -Eqx "[0-9a-f]{32}" && echo id128)"';
     const steps = ['ready', 'status:all good', 'sleep:300', 'exit:0'];
     const socket = unit('env.socket');
     const port = await freePort();
@@ -139,7 +141,7 @@ describe('conformance: the same service under systemd and under sd-activate run'
     ]);
     expect(run.code, run.stderr).to.equal(0);
     expect(run.stdout).to.equal(systemdEnv);
-    expect(systemdEnv).to.equal('pid=self watchdog_pid=self usec=2000000 notify=set\n');
+    expect(systemdEnv).to.equal('pid=self watchdog_pid=self usec=2000000 notify=set exec_pid=self invocation=id128\n');
     expect(run.stderr).to.match(/READY=1[^]*is ready after[^]*STATUS="all good"/);
   });
 

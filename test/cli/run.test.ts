@@ -190,6 +190,16 @@ describe('sd-activate run', function () {
       expect(spaced.code, spaced.stderr).to.equal(0);
     });
 
+    it('each start gets a new INVOCATION_ID, as systemd gives each invocation of a unit', async () => {
+      const result = await runCli(['run', '--restart', 'on-failure', '--restart-sec', '10ms', '--', 'sh', '-c', 'echo "ID $INVOCATION_ID"; test -e "$0" && exit 0; touch "$0"; exit 3', join(clis.tempDir(), 'marker')], {
+        env: { ...process.env, INVOCATION_ID: 'ffffffffffffffffffffffffffffffff' },
+      });
+      const ids = [...result.stdout.matchAll(/^ID (.*)$/gm)].map((m) => m[1]);
+      expect(ids, result.stderr).to.have.length(2);
+      for (const id of ids) expect(id).to.match(/^[0-9a-f]{32}$/).and.not.equal('ffffffffffffffffffffffffffffffff');
+      expect(ids[0]).to.not.equal(ids[1]);
+    });
+
     it('the exit status of a service that is not restarted is the tool\'s, and on-failure stops on success', async () => {
       expect((await runCli(['run', '--', 'sh', '-c', 'exit 7'])).code).to.equal(7);
       const result = await runCli(['run', '--restart', 'on-failure', '--restart-sec', '10ms', '--', 'sh', '-c', 'test -e "$0" && exit 0; touch "$0"; exit 3', join(clis.tempDir(), 'marker')]);
