@@ -181,6 +181,11 @@ interface Instance {
   watchdogTimer: NodeJS.Timeout | undefined;
   watchdogMs: number;
   killTimer: NodeJS.Timeout | undefined;
+  /** The signal that began the stop, and when (for the SIGKILL warning). */
+  stopSignal: NodeJS.Signals;
+  stopSentAt: number;
+  /** When each timer above fires (performance.now()), for EXTEND_TIMEOUT_USEC=, which only moves them later. */
+  deadlines: { start: number; watchdog: number; kill: number };
   ended: boolean;
   exited: Promise<ServiceExit>;
   /** Ends the instance with the main process's exit status. */
@@ -634,6 +639,9 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       watchdogTimer: undefined,
       watchdogMs: watchdogMs ?? 0,
       killTimer: undefined,
+      stopSignal: 'SIGTERM',
+      stopSentAt: 0,
+      deadlines: { start: Infinity, watchdog: Infinity, kill: Infinity },
       ended: false,
       exited: new Promise((resolve) => (resolveExit = resolve)),
       end: () => undefined,
@@ -787,10 +795,28 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     return true;
   }
 
+  /**
+   * EXTEND_TIMEOUT_USEC=, as systemd's service_extend_timeout(): the start timeout, the stop
+   * timeout (after SIGTERM) and the watchdog that are running move to `ms` from now, and only
+   * later, never earlier.
+   */
+  private extendTimeouts(instance: Instance, ms: number): void {
+    const until = performance.now() + ms;
+    if (instance.startTimer && until > instance.deadlines.start) this.armStartTimeout(instance, ms);
+    if (instance.killTimer && until > instance.deadlines.kill) this.armKillTimer(instance, ms);
+    if (instance.watchdogTimer && until > instance.deadlines.watchdog) {
+      clearTimeout(instance.watchdogTimer);
+      instance.deadlines.watchdog = until;
+      instance.watchdogTimer = setTimeout(() => this.watchdogExpired(instance), ms);
+    }
+  }
+
   private armStartTimeout(instance: Instance, ms: number): void {
     if (instance.startTimer) clearTimeout(instance.startTimer);
     instance.startTimer = undefined;
+    instance.deadlines.start = Infinity;
     if (ms === 0 || !Number.isFinite(ms)) return;
+    instance.deadlines.start = performance.now() + ms;
     instance.startTimer = setTimeout(() => {
       instance.startTimer = undefined;
       if (instance.ready || instance.killedFor) return;
@@ -813,6 +839,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (instance.watchdogTimer) clearTimeout(instance.watchdogTimer);
     instance.watchdogTimer = undefined;
     if (!instance.watchdogMs || instance.killedFor || instance.ended) return;
+    instance.deadlines.watchdog = performance.now() + instance.watchdogMs;
     instance.watchdogTimer = setTimeout(() => this.watchdogExpired(instance), instance.watchdogMs);
   }
 
@@ -832,12 +859,21 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     instance.watchdogTimer = instance.startTimer = undefined;
     this.signal(instance, signal);
     if (!instance.killTimer) {
-      const after = this.options.timeoutStopSec ?? 90_000;
-      instance.killTimer = setTimeout(() => {
-        this.emit('warning', `pid ${instance.mainPid} did not stop within ${after / 1000}s of ${signal}: sending SIGKILL`);
-        this.signal(instance, 'SIGKILL');
-      }, after);
+      instance.stopSignal = signal;
+      instance.stopSentAt = performance.now();
+      this.armKillTimer(instance, this.options.timeoutStopSec ?? 90_000);
     }
+  }
+
+  /** SIGKILL in `ms`, unless the instance has ended by then (TimeoutStopSec=, or what EXTEND_TIMEOUT_USEC= made of it). */
+  private armKillTimer(instance: Instance, ms: number): void {
+    if (instance.killTimer) clearTimeout(instance.killTimer);
+    instance.deadlines.kill = performance.now() + ms;
+    instance.killTimer = setTimeout(() => {
+      const waited = Math.round(instance.deadlines.kill - instance.stopSentAt) / 1000;
+      this.emit('warning', `pid ${instance.mainPid} did not stop within ${waited}s of ${instance.stopSignal}: sending SIGKILL`);
+      this.signal(instance, 'SIGKILL');
+    }, ms);
   }
 
   private signal(instance: Instance, signal: NodeJS.Signals): void {
@@ -911,9 +947,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       }
     }
     const extend = fields.get('EXTEND_TIMEOUT_USEC');
-    if (extend !== undefined && /^\d+$/.test(extend) && !instance.ready && (this.options.type ?? 'simple') === 'notify') {
-      this.armStartTimeout(instance, Number(extend) / 1000);
-    }
+    if (extend !== undefined && /^\d+$/.test(extend)) this.extendTimeouts(instance, Number(extend) / 1000);
     const watchdogUsec = fields.get('WATCHDOG_USEC');
     if (watchdogUsec !== undefined && /^[1-9]\d*$/.test(watchdogUsec)) {
       instance.watchdogMs = Number(watchdogUsec) / 1000;

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SystemdManager } from '../support/systemd-manager.js';
-import { CLI, fixture, freePort, runCli } from './helpers.js';
+import { Cli, CLI, fixture, freePort, runCli } from './helpers.js';
 
 /*
  * The same scenarios under a real systemd 252 user manager and under `sd-activate run`, compared
@@ -183,6 +183,32 @@ describe('conformance: the same service under systemd and under sd-activate run'
     const run = await runCli(['run', '--type', 'notify', '--watchdog', '500ms', '--', NODE, fixture('notify-service'), ...steps]);
     expect(run.stderr).to.match(/watchdog: node \(pid \d+\) sent no WATCHDOG=1 for 500ms; sending SIGABRT\n.*was killed by SIGABRT/);
     expect(run.code).to.equal(128 + 6);
+  });
+
+  it('EXTEND_TIMEOUT_USEC= after SIGTERM: a stop that takes longer than TimeoutStopSec= but says so is not killed', async () => {
+    const service = unit('slowstop.service');
+    const steps = ['term-extend:800', 'ready', 'hang'];
+    await manager.installUnits({
+      [service]: ['[Service]', 'Type=notify', 'TimeoutStopSec=300ms', `ExecStart=${NODE} ${fixture('notify-service')} ${steps.join(' ')}`].join('\n'),
+    });
+    await manager.systemctlOk('start', service);
+    const began = Date.now();
+    await manager.systemctlOk('stop', service);
+    const systemdMs = Date.now() - began;
+    expect(await manager.show(service, 'Result')).to.equal('success');
+    expect(await manager.show(service, 'ExecMainStatus')).to.equal('0');
+    expect(systemdMs).to.be.above(700);
+
+    const cli = new Cli(['run', '--type', 'notify', '--timeout-stop', '300ms', '--', NODE, fixture('notify-service'), ...steps]);
+    let code: number | null;
+    try {
+      await cli.waitFor(/is ready after/);
+    } finally {
+      ({ code } = await cli.stop());
+    }
+    expect(cli.stderr).to.not.match(/SIGKILL/);
+    expect(cli.stderr).to.match(/exited with status 0/);
+    expect(code).to.equal(0);
   });
 
   it('what the main process leaves running: SIGTERM, SIGKILL after TimeoutStopSec=, and Result=timeout', async () => {

@@ -252,6 +252,27 @@ describe('sd-activate run', function () {
   });
 
   describe('notify', () => {
+    it('EXTEND_TIMEOUT_USEC= moves the start timeout later, never earlier', async () => {
+      const node = [process.execPath, fixture('notify-service')];
+      // 100 ms asked for, with 1 s left: the 1 s stands (systemd keeps the later deadline).
+      const shorter = await runCli(['run', '--type', 'notify', '--timeout-start', '1s', '--', ...node, 'extend:100', 'sleep:400', 'ready', 'exit:0']);
+      expect(shorter.stderr).to.match(/is ready after/);
+      expect(shorter.code, shorter.stderr).to.equal(0);
+      // 1.5 s asked for, with 300 ms left: ready at 800 ms is in time.
+      const longer = await runCli(['run', '--type', 'notify', '--timeout-start', '300ms', '--', ...node, 'extend:1500', 'sleep:800', 'ready', 'exit:0']);
+      expect(longer.stderr).to.match(/is ready after/);
+      expect(longer.code, longer.stderr).to.equal(0);
+    });
+
+    it('EXTEND_TIMEOUT_USEC= after SIGTERM moves the stop timeout: no SIGKILL for a service that says it needs longer', async () => {
+      const cli = clis.start(['run', '--type', 'notify', '--timeout-stop', '300ms', '--', process.execPath, fixture('notify-service'), 'term-extend:800', 'ready', 'hang']);
+      await cli.waitFor(/is ready after/);
+      const { code } = await cli.stop();
+      expect(cli.stderr).to.not.match(/SIGKILL/);
+      expect(cli.stderr).to.match(/exited with status 0/);
+      expect(code).to.equal(0);
+    });
+
     it('prints notify messages as they arrive; --type notify reports the start-up time', async () => {
       const cli = clis.start(['run', '--type', 'notify', '--', process.execPath, fixture('notify-service'), 'status:warming up', 'sleep:200', 'ready', 'status:serving', 'hang']);
       await cli.waitFor(/STATUS=serving/);
