@@ -74,9 +74,10 @@ export interface SupervisorOptions {
   fdStoreMax?: number;
   /**
    * NotifyAccess=: whose notify messages count. 'main' (the default) only the main process's;
-   * 'all' any process's; 'none' sets no NOTIFY_SOCKET (and so cannot be used with type 'notify' or a watchdog).
+   * 'exec' the same here (systemd adds the processes of ExecStartPre= and the like, which a
+   * supervisor does not run); 'all' any process's; 'none' sets no NOTIFY_SOCKET (and so cannot be used with type 'notify' or a watchdog).
    */
-  notifyAccess?: 'none' | 'main' | 'all';
+  notifyAccess?: 'none' | 'main' | 'exec' | 'all';
   /** Accept=yes: one service per connection, the connection at fd 3 named "connection". */
   accept?: boolean;
   /** MaxConnections= with `accept` (default 64): more connections wait in the backlog. */
@@ -318,8 +319,8 @@ function validate(options: SupervisorOptions): void {
   if (options.restart !== undefined && !RESTART_POLICIES.includes(options.restart)) {
     throw new TypeError(`options.restart must be one of ${RESTART_POLICIES.join(', ')}`);
   }
-  if (options.notifyAccess !== undefined && !['none', 'main', 'all'].includes(options.notifyAccess)) {
-    throw new TypeError(`options.notifyAccess must be 'none', 'main' or 'all'`);
+  if (options.notifyAccess !== undefined && !['none', 'main', 'exec', 'all'].includes(options.notifyAccess)) {
+    throw new TypeError(`options.notifyAccess must be 'none', 'main', 'exec' or 'all'`);
   }
   checkDuration('restartSec', options.restartSec);
   checkDuration('timeoutStartSec', options.timeoutStartSec);
@@ -925,7 +926,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     }
     const instance = this.instanceOf(message.pid);
     if (!instance) {
-      this.emit('warning', `ignored a notify message from pid ${message.pid}, not the service's main process (NotifyAccess=main): ${JSON.stringify(message.text)}`);
+      this.emit('warning', `ignored a notify message from pid ${message.pid}, not the service's main process (NotifyAccess=${this.options.notifyAccess ?? 'main'}): ${JSON.stringify(message.text)}`);
       closeRest();
       return;
     }

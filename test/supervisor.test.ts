@@ -76,18 +76,18 @@ describe('Supervisor', function () {
     second.end();
   });
 
-  it('NotifyAccess=main ignores messages from other processes; all takes them', async () => {
+  it('NotifyAccess=main (and exec, with no other Exec*= processes) ignores messages from other processes; all takes them', async () => {
     const grandchild = `"${process.execPath}" --input-type=module -e "import { notify } from '${INDEX}'; notify.status('from a child')"; sleep 5`;
-    for (const notifyAccess of ['main', 'all'] as const) {
+    for (const notifyAccess of ['main', 'exec', 'all'] as const) {
       const s = make({ command: 'sh', args: ['-c', grandchild], notifyAccess });
       const events = record(s);
       await s.start();
       const deadline = Date.now() + 5000;
       while (!events.some(([e]) => e === 'notify' || e === 'warning') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       const seen = events.find(([e]) => e === 'notify' || e === 'warning')!;
-      if (notifyAccess === 'main') {
+      if (notifyAccess !== 'all') {
         expect(seen[0]).to.equal('warning');
-        expect(seen[1]).to.match(/^ignored a notify message from pid \d+, not the service's main process \(NotifyAccess=main\): "STATUS=from a child"$/);
+        expect(seen[1]).to.match(new RegExp(`^ignored a notify message from pid \\d+, not the service's main process \\(NotifyAccess=${notifyAccess}\\): "STATUS=from a child"$`));
       } else {
         expect(seen[0]).to.equal('notify');
       }

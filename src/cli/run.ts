@@ -38,7 +38,7 @@ Service:
                               0 for no limit)
       --watchdog SEC          set WATCHDOG_USEC; SIGABRT when pings stop
       --fd-store N            keep N fds sent with FDSTORE=1 across restarts
-      --notify-access WHO     main, all or none (NotifyAccess=, default main)
+      --notify-access WHO     main|exec|all|none (NotifyAccess=, default main)
       --watch PATH            restart when PATH changes (repeat for more)
   -E, --setenv NAME=VALUE     set an environment variable for COMMAND
   -q, --quiet                 print only warnings and errors
@@ -131,8 +131,8 @@ export function runOptions(args: readonly string[]): { help: true } | { help: fa
     throw new UsageError(`--restart takes ${RESTART_POLICIES.join(', ')}; got ${JSON.stringify(restart)}`);
   }
   const notifyAccess = v['notify-access'] as string | undefined;
-  if (notifyAccess !== undefined && !['main', 'all', 'none'].includes(notifyAccess)) {
-    throw new UsageError(`--notify-access takes main, all or none, got ${JSON.stringify(notifyAccess)}`);
+  if (notifyAccess !== undefined && !['main', 'exec', 'all', 'none'].includes(notifyAccess)) {
+    throw new UsageError(`--notify-access takes main, exec, all or none, got ${JSON.stringify(notifyAccess)}`);
   }
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const assignment of (v.setenv as string[] | undefined) ?? []) {
@@ -144,7 +144,7 @@ export function runOptions(args: readonly string[]): { help: true } | { help: fa
   const options: SupervisorOptions = { command: command[0]!, args: command.slice(1), listen, env };
   if (type) options.type = type as 'simple' | 'notify';
   if (restart) options.restart = restart as RestartPolicy;
-  if (notifyAccess) options.notifyAccess = notifyAccess as 'main' | 'all' | 'none';
+  if (notifyAccess) options.notifyAccess = notifyAccess as 'main' | 'exec' | 'all' | 'none';
   const timeoutStart = duration('timeout-start', v['timeout-start'] as string | undefined, true);
   if (timeoutStart !== undefined) options.timeoutStartSec = Number.isFinite(timeoutStart) ? timeoutStart : 0;
   const timeoutStop = duration('timeout-stop', v['timeout-stop'] as string | undefined, false);

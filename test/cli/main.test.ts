@@ -149,6 +149,7 @@ describe('sd-activate (command line)', function () {
         [['--type', 'forking', '--', 'x'], /--type takes simple or notify/],
         [['--fd-store=-1', '--', 'x'], /--fd-store takes a whole number/],
         [['--start-limit-burst', 'five', '--', 'x'], /--start-limit-burst takes a whole number/],
+        [['--notify-access', 'control', '--', 'x'], /--notify-access takes main, exec, all or none/],
         [['--start-limit-interval', 'soon', '--', 'x'], /--start-limit-interval takes a time span/],
         [['--fd-store', '-1', '--', 'x'], /option --fd-store needs a value; for one that starts with '-', write --fd-store=VALUE/],
         [['--lazy=yes', '--', 'x'], /option --lazy does not take a value/],
