@@ -495,7 +495,20 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /** Sends `signal` to every service process now (`systemctl kill`), e.g. SIGKILL after a second Ctrl-C. */
   kill(signal: NodeJS.Signals): void {
-    for (const instance of this.instances) this.signal(instance, signal);
+    for (const instance of this.instances) {
+      if (!instance.ended) {
+        this.signal(instance, signal);
+        continue;
+      }
+      // Its main process is gone and it waits for what it left running (killLeftovers()): that too.
+      for (const pgid of new Set([instance.pid, instance.mainPid])) {
+        try {
+          process.kill(-pgid, signal);
+        } catch {
+          // gone
+        }
+      }
+    }
   }
 
   /** Restarts the service now (what a watched change does); the sockets stay open. */

@@ -389,6 +389,21 @@ describe('sd-activate run', function () {
       expect(polite.code, polite.stderr).to.equal(0);
     });
 
+    it('a second Ctrl-C kills what a stopped service left running too, instead of waiting for --timeout-stop', async () => {
+      const cli = clis.start(['run', '--timeout-stop', '60s', '--', 'sh', '-c', '(trap "" TERM; exec sleep 60) & echo "LEFT $!"; exec sleep 60']);
+      const left = Number((await cli.waitFor(/^LEFT (\d+)$/m, { stream: 'stdout' }))[1]);
+      cli.child.kill('SIGINT');
+      await cli.waitFor(/left processes in process group \d+: sending SIGTERM/);
+      // The tool takes a second signal as a person's only after a second (see run.ts).
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      cli.child.kill('SIGINT');
+      const started = Date.now();
+      await cli.exited;
+      expect(Date.now() - started, cli.stderr).to.be.below(5000);
+      expect(cli.stderr).to.match(/SIGINT again: killing sh/);
+      expect(existsSync(`/proc/${left}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${left}/status`, 'utf8'))).to.equal(false);
+    });
+
     it('a process the service leaves behind is adopted and reaped (no zombie), as systemd reaps it', async () => {
       const cli = clis.start(['run', '--', process.execPath, fixture('notify-service'), 'orphan:400', 'hang']);
       const orphan = Number((await cli.waitFor(/^ORPHAN (\d+)$/m, { stream: 'stdout' }))[1]);
