@@ -84,10 +84,10 @@ const empty = summary(samples['empty package']!);
 // Each round runs the three programs back to back, so a busy moment of the host slows all three:
 // the median of the per-round differences is the steadier figure on a shared machine. The
 // difference of the medians is printed beside it.
-const paired = (name: string): ReturnType<typeof summary> => summary(samples[name]!.map((ms, i) => ms - samples.floor![i]!));
-const added = paired('sd-activate');
-const addedInterval = medianInterval(samples['sd-activate']!.map((ms, i) => ms - samples.floor![i]!));
-const emptyAdded = paired('empty package');
+const differences = (name: string): number[] => samples[name]!.map((ms, i) => ms - samples.floor![i]!);
+const added = summary(differences('sd-activate'));
+const addedInterval = medianInterval(differences('sd-activate'));
+const emptyAdded = summary(differences('empty package'));
 console.log(`start-up to first served request (${ROUNDS} alternating rounds, node ${process.version})`);
 console.log(`  floor: server.listen({ fd: 3 }) by hand   median ${fmt(floor.median)}  (p25 ${fmt(floor.p25)}, p75 ${fmt(floor.p75)})`);
 console.log(`  sd-activate: listen(systemdFd('http'))   median ${fmt(ours.median)}  (p25 ${fmt(ours.p25)}, p75 ${fmt(ours.p75)})`);

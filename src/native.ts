@@ -190,8 +190,8 @@ function loadKnown(root: string): NativeBinding | undefined {
 
 /**
  * The functions whose first argument is a number but not an fd: socket(domain, ...) or
- * reapChild(pid) failing must not read "(fd 2)". Every other leading number is the fd the call was about, and a
- * leading string the path or queue name.
+ * reapChild(pid) failing must not read "(fd 2)". Every other leading number is the fd the call
+ * was about, and a leading string the path or queue name.
  */
 const NUMBER_FIRST_NOT_FD = new Set(['socket', 'reapChild']);
 

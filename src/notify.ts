@@ -379,7 +379,8 @@ function encodeFields(fields: NotifyFields): string {
       text = value.toString();
     } else if (typeof value === 'string') {
       text = key === 'STATUS' ? checkStatus(value) : key === 'FDNAME' ? checkFdName(value) : checkValue(key, value);
-      if (hasLoneSurrogate(text)) throw new TypeError(`${key}= must be valid Unicode (it has a lone surrogate)`);
+      // checkStatus() has looked already.
+      if (key !== 'STATUS' && hasLoneSurrogate(text)) throw new TypeError(`${key}= must be valid Unicode (it has a lone surrogate)`);
     } else {
       throw new TypeError(`${key}= must be a string, number, bigint or boolean, got ${typeof value}`);
     }

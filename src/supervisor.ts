@@ -286,6 +286,17 @@ function groupAlive(pgid: number): boolean {
   }
 }
 
+/** Sends `signal` to each process group (what a service left running); a group that is gone is skipped. */
+function signalGroups(pgids: Iterable<number>, signal: NodeJS.Signals): void {
+  for (const pgid of pgids) {
+    try {
+      process.kill(-pgid, signal);
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
+
 /** Whether `pid` runs. A zombie does not: nobody may reap a process that is not our child soon. */
 function isAlive(pid: number): boolean {
   try {
@@ -501,13 +512,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         continue;
       }
       // Its main process is gone and it waits for what it left running (killLeftovers()): that too.
-      for (const pgid of new Set([instance.pid, instance.mainPid])) {
-        try {
-          process.kill(-pgid, signal);
-        } catch {
-          // gone
-        }
-      }
+      signalGroups(new Set([instance.pid, instance.mainPid]), signal);
     }
   }
 
@@ -786,13 +791,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (groups.length === 0) return false;
     const send = (signal: NodeJS.Signals): void => {
       this.emit('leftovers', { pid: instance.mainPid, groups, signal });
-      for (const pgid of groups) {
-        try {
-          process.kill(-pgid, signal);
-        } catch {
-          // gone meanwhile
-        }
-      }
+      signalGroups(groups, signal);
     };
     const gone = async (ms: number): Promise<boolean> => {
       const deadline = performance.now() + ms;
@@ -818,11 +817,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const until = performance.now() + ms;
     if (instance.startTimer && until > instance.deadlines.start) this.armStartTimeout(instance, ms);
     if (instance.killTimer && until > instance.deadlines.kill) this.armKillTimer(instance, ms);
-    if (instance.watchdogTimer && until > instance.deadlines.watchdog) {
-      clearTimeout(instance.watchdogTimer);
-      instance.deadlines.watchdog = until;
-      instance.watchdogTimer = setTimeout(() => this.watchdogExpired(instance), ms);
-    }
+    if (instance.watchdogTimer && until > instance.deadlines.watchdog) this.armWatchdog(instance, ms);
   }
 
   private armStartTimeout(instance: Instance, ms: number): void {
@@ -849,12 +844,13 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.armWatchdog(instance);
   }
 
-  private armWatchdog(instance: Instance): void {
+  /** The watchdog fires in `ms` (WatchdogSec=, or what EXTEND_TIMEOUT_USEC= made of it) unless pinged. */
+  private armWatchdog(instance: Instance, ms = instance.watchdogMs): void {
     if (instance.watchdogTimer) clearTimeout(instance.watchdogTimer);
     instance.watchdogTimer = undefined;
     if (!instance.watchdogMs || instance.killedFor || instance.ended) return;
-    instance.deadlines.watchdog = performance.now() + instance.watchdogMs;
-    instance.watchdogTimer = setTimeout(() => this.watchdogExpired(instance), instance.watchdogMs);
+    instance.deadlines.watchdog = performance.now() + ms;
+    instance.watchdogTimer = setTimeout(() => this.watchdogExpired(instance), ms);
   }
 
   private watchdogExpired(instance: Instance): void {
