@@ -1,4 +1,4 @@
-import { fs, nodeModule, url } from './builtins.js';
+import { nodeModule, url } from './builtins.js';
 import { SystemdError, isNativeErrno, systemError } from './errors.js';
 
 /** What `inspect(fd)` reports: fstat(2), and getsockopt(2)/getsockname(2)/getpeername(2) for sockets. */
@@ -175,14 +175,14 @@ function loadKnown(root: string): NativeBinding | undefined {
   const candidates = [`${root}/prebuilds/linux-${process.arch}/sd-activate.glibc.node`];
   if (!process.env.PREBUILDS_ONLY) candidates.unshift(`${root}/build/Release/sd_activate.node`);
   for (const file of candidates) {
-    if (!fs.existsSync(file)) continue;
     try {
-      // What require() does with a .node file, without node:module.
+      // What require() does with a .node file, without node:module. No stat first: a missing
+      // file fails dlopen() as cheaply, and the usual first candidate exists.
       const addon = { exports: {} as NativeBinding };
       process.dlopen(addon, file);
       return addon.exports;
     } catch {
-      // Left to node-gyp-build, which reports what fits and what does not.
+      // Missing or unloadable: left to node-gyp-build, which reports what fits and what does not.
     }
   }
   return undefined;
