@@ -202,6 +202,10 @@ const CORE_SIGNALS = new Set(['SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS
 /** systemd's DefaultStartLimitIntervalSec= and DefaultStartLimitBurst=. */
 const START_LIMIT = { intervalMs: 10_000, burst: 5 };
 
+/** systemd's DefaultTimeoutStartSec= and DefaultTimeoutStopSec= (90 s), and RestartSec='s default (100 ms). */
+const DEFAULT_TIMEOUT_MS = 90_000;
+const DEFAULT_RESTART_MS = 100;
+
 /**
  * systemd's ratelimit_below(): a window opens at a start and admits `burst` starts, the first
  * included; the next start after the window has passed opens a new one. No limit when either is 0.
@@ -569,7 +573,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       if (exit.restarting) {
         watchedChange = instance.killedFor === 'restart';
         if (watchedChange) continue;
-        await this.sleep(this.options.restartSec ?? 100);
+        await this.sleep(this.options.restartSec ?? DEFAULT_RESTART_MS);
         continue;
       }
       if (this.options.lazy) continue; // back to listening, as the .socket unit does
@@ -687,7 +691,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         const result = killed ? 'timeout' : classify(code, signal, instance.killedFor);
         const restarting =
           !this.stopping && !connection && (instance.killedFor === 'restart' || shouldRestart(this.options.restart ?? 'no', result));
-        const restartDelayMs = !restarting ? undefined : instance.killedFor === 'restart' ? 0 : (this.options.restartSec ?? 100);
+        const restartDelayMs = !restarting ? undefined : instance.killedFor === 'restart' ? 0 : (this.options.restartSec ?? DEFAULT_RESTART_MS);
         const exit: ServiceExit = { pid: instance.mainPid, code, signal, result, uptimeMs, restarting, restartDelayMs, connection };
         if (!connection) this.lastExit = exit;
         this.emit('exit', exit);
@@ -718,7 +722,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (pid === 0) return instance; // 'error' follows
     this.emit('spawn', { pid, fds: fds.length, stored: connection ? 0 : this.stored.length, connection });
     if ((this.options.type ?? 'simple') === 'notify') {
-      this.armStartTimeout(instance, this.options.timeoutStartSec ?? 90_000);
+      this.armStartTimeout(instance, this.options.timeoutStartSec ?? DEFAULT_TIMEOUT_MS);
     } else {
       this.becomeReady(instance);
     }
@@ -802,7 +806,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       }
     };
     send('SIGTERM');
-    if (await gone(this.options.timeoutStopSec ?? 90_000)) return false;
+    if (await gone(this.options.timeoutStopSec ?? DEFAULT_TIMEOUT_MS)) return false;
     send('SIGKILL');
     await gone(5000);
     return true;
@@ -871,7 +875,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     if (!instance.killTimer) {
       instance.stopSignal = signal;
       instance.stopSentAt = performance.now();
-      this.armKillTimer(instance, this.options.timeoutStopSec ?? 90_000);
+      this.armKillTimer(instance, this.options.timeoutStopSec ?? DEFAULT_TIMEOUT_MS);
     }
   }
 
