@@ -9,7 +9,7 @@ import type { RemoteInfo, Socket, SocketOptions } from 'node:dgram';
 import { ListenFd, systemdFds, type FallbackListenOptions } from '../src/index.js';
 import { checkDatagram, type AdapterOptions } from './targets.js';
 
-// Not an ES import: that builds the built-in's namespace, start-up time (see src/builtins.ts).
+// Not an ES import: that builds the built-in's namespace, start-up time (see src/core/builtins.ts).
 const dgram = process.getBuiltinModule('node:dgram');
 const { isIPv6 } = process.getBuiltinModule('node:net');
 

@@ -12,7 +12,7 @@ import { listenAll, streamTargets, type AdapterOptions } from './targets.js';
 
 export type { AdapterOptions } from './targets.js';
 
-// Not an ES import: that builds the built-in's namespace, start-up time (see src/builtins.ts).
+// Not an ES import: that builds the built-in's namespace, start-up time (see src/core/builtins.ts).
 const { createServer } = process.getBuiltinModule('node:http');
 
 /** Options of {@link listen}. */

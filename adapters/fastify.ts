@@ -12,7 +12,7 @@ import { listenOn, streamTargets, type AdapterOptions, type ListenTarget } from 
 
 export type { AdapterOptions } from './targets.js';
 
-// Not an ES import: that builds the built-in's namespace, start-up time (see src/builtins.ts).
+// Not an ES import: that builds the built-in's namespace, start-up time (see src/core/builtins.ts).
 const { Server: HttpServer, createServer } = process.getBuiltinModule('node:http');
 
 /** Options of {@link listen}. */

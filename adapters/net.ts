@@ -9,7 +9,7 @@ import type { Server, ServerOpts, Socket } from 'node:net';
 import { ListenFd, SystemdError, listenFds } from '../src/index.js';
 import { listenAll, streamTargets, type AdapterOptions } from './targets.js';
 
-// Not an ES import: that builds the built-in's namespace, start-up time (see src/builtins.ts).
+// Not an ES import: that builds the built-in's namespace, start-up time (see src/core/builtins.ts).
 const net = process.getBuiltinModule('node:net');
 
 export type { AdapterOptions } from './targets.js';

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { closeFd, openSocket } from '../src/open-socket.js';
+import { closeFd, openSocket } from '../src/shared/open-socket.js';
 import { outputOf, spawnActivated } from '../test/support/activated-child.js';
 import { fmt, summary } from './support/stats.js';
 

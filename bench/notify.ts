@@ -17,8 +17,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { notify } from '../src/notify.js';
-import { NotifyReceiver } from '../src/notify-receiver.js';
+import { notify } from '../src/service/notify.js';
+import { NotifyReceiver } from '../src/shared/notify-receiver.js';
 
 const TARGET_RATIO = 1.5;
 

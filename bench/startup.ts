@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { closeFd, openSocket } from '../src/open-socket.js';
+import { closeFd, openSocket } from '../src/shared/open-socket.js';
 import { portOf } from '../test/support/sockets.js';
 import { outputOf, spawnActivated } from '../test/support/activated-child.js';
 import { fmt, medianInterval, summary } from './support/stats.js';

@@ -20,7 +20,7 @@ const selfReference = {
 /**
  * The upgrade and worker-pool code, loaded with import() on first use, stays in files of its own:
  * `./upgrade-impl.js` beside index.js. They get the library's internals as an argument
- * (src/internals.ts), so they share no code with the index, and a service loads the index as one file.
+ * (src/service/internals.ts), so they share no code with the index, and a service loads the index as one file.
  */
 const LAZY = ['upgrade-impl', 'worker-pool-impl'];
 const lazyExternal = {
@@ -55,26 +55,26 @@ const adapters = {
 const main = await build({ ...common, outdir: 'dist/pkg', entryPoints: { index: 'dist/src/index.js' } });
 // The adapters reach the library through the package's own name (see selfReference).
 await build({ ...common, outdir: 'dist/pkg', entryPoints: adapters });
-// Sits beside index.js (src/native.ts finds the package root two levels up from either).
-const lazy = await build({ ...common, outdir: 'dist/pkg', entryPoints: Object.fromEntries(LAZY.map((n) => [n, `dist/src/${n}.js`])) });
+// Sits beside index.js (src/native/addon.ts finds the package root above dist/ from either).
+const lazy = await build({ ...common, outdir: 'dist/pkg', entryPoints: Object.fromEntries(LAZY.map((n) => [n, `dist/src/service/${n}.js`])) });
 // A module in both would be two copies of its state (the inherited fds, the notify socket) in one
 // process. These may be copied: constants and Node's built-in modules; errors.js (every copy of
 // SystemdError passes instanceof); native.js (its copies share one loaded addon per install);
 // sockaddr.js (pure encoding and decoding); listening.js (one stateless function); notify-receiver.js (only the worker pool uses it:
 // kept out of the index, which every service compiles at start-up).
 const shareable = new Set([
-  'dist/src/variables.js',
-  'dist/src/builtins.js',
-  'dist/src/errors.js',
-  'dist/src/native.js',
-  'dist/src/sockaddr.js',
-  'dist/src/listening.js',
-  'dist/src/notify-receiver.js',
+  'dist/src/core/variables.js',
+  'dist/src/core/builtins.js',
+  'dist/src/core/errors.js',
+  'dist/src/native/addon.js',
+  'dist/src/core/sockaddr.js',
+  'dist/src/service/listening.js',
+  'dist/src/shared/notify-receiver.js',
 ]);
 const inIndex = new Set(Object.keys(main.metafile.inputs));
 const shared = Object.keys(lazy.metafile.inputs).filter((input) => inIndex.has(input) && !shareable.has(input));
 if (shared.length > 0) {
-  throw new Error(`${LAZY.join(', ')} import modules of the index (${shared.join(', ')}): hand them over through src/internals.ts`);
+  throw new Error(`${LAZY.join(', ')} import modules of the index (${shared.join(', ')}): hand them over through src/service/internals.ts`);
 }
 // The CLI and the testing library use internals too; those are bundled into them.
 await build({ ...common, outdir: 'dist/pkg', entryPoints: { testing: 'dist/src/testing.js', 'cli/main': 'dist/src/cli/main.js' } });

@@ -7,10 +7,10 @@ export {
   type FallbackListenOptions,
   type ListenFallback,
   type ListenFdsOptions,
-} from './activation.js';
-export { LISTEN_FDS_START, parseListenEnvironment, type ListenEnvironment, type ProcessIdentity } from './env.js';
-export { SystemdError, type SystemError, type SystemdErrorCode } from './errors.js';
-export { InetAddress, type NetlinkAddress, type OtherAddress, type SocketAddress, type UnixAddress, type VsockAddress } from './sockaddr.js';
+} from './service/activation.js';
+export { LISTEN_FDS_START, parseListenEnvironment, type ListenEnvironment, type ProcessIdentity } from './core/env.js';
+export { SystemdError, type SystemError, type SystemdErrorCode } from './core/errors.js';
+export { InetAddress, type NetlinkAddress, type OtherAddress, type SocketAddress, type UnixAddress, type VsockAddress } from './core/sockaddr.js';
 export {
   describeFdInfo,
   formatAddress,
@@ -27,7 +27,7 @@ export {
   type SocketType,
   type UnixSocketInfo,
   type VsockSocketInfo,
-} from './socket-info.js';
+} from './core/socket-info.js';
 export {
   notify,
   type FdStoreOptions,
@@ -38,7 +38,7 @@ export {
   type NotifySendOptions,
   type NotifyValue,
   type ReloadingOptions,
-} from './notify.js';
+} from './service/notify.js';
 export {
   parseWatchdogEnvironment,
   startWatchdog,
@@ -46,10 +46,10 @@ export {
   type StartWatchdogOptions,
   type Watchdog,
   type WatchdogEnabledOptions,
-} from './watchdog.js';
-export { extendTimeoutWhile, lifecycle, type Closable, type Lifecycle, type LifecycleOptions } from './lifecycle.js';
-export { fdStoreRemoveUnused, openStoredSocket, type FdStoreRemoveUnusedOptions, type OpenStoredSocketOptions } from './fd-store.js';
-export { closeFd, openSocket, type SocketDescription } from './open-socket.js';
-export { type BindAddress } from './sockaddr.js';
-export { upgrader, type Upgrader, type UpgradeResult, type UpgraderEvents, type UpgraderOptions } from './upgrade.js';
-export { workerPool, type WorkerPool, type WorkerInfo, type WorkerPoolEvents, type WorkerPoolOptions } from './worker-pool.js';
+} from './service/watchdog.js';
+export { extendTimeoutWhile, lifecycle, type Closable, type Lifecycle, type LifecycleOptions } from './service/lifecycle.js';
+export { fdStoreRemoveUnused, openStoredSocket, type FdStoreRemoveUnusedOptions, type OpenStoredSocketOptions } from './service/fd-store.js';
+export { closeFd, openSocket, type SocketDescription } from './shared/open-socket.js';
+export { type BindAddress } from './core/sockaddr.js';
+export { upgrader, type Upgrader, type UpgradeResult, type UpgraderEvents, type UpgraderOptions } from './service/upgrade.js';
+export { workerPool, type WorkerPool, type WorkerInfo, type WorkerPoolEvents, type WorkerPoolOptions } from './service/worker-pool.js';

@@ -5,12 +5,12 @@
  * reads notify messages as they come, and stops it. Whatever a failing test leaves running is
  * killed when the process exits.
  */
-import { parseListenSpec, type ListenSpec } from './cli/listen-spec.js';
-import { SystemdError } from './errors.js';
-import type { NotifyMessage } from './notify-receiver.js';
-import type { OpenedListener } from './listeners.js';
-import { InetAddress } from './sockaddr.js';
-import { Supervisor, type RestartPolicy, type ServiceExit, type SupervisorResult } from './supervisor.js';
+import { parseListenSpec, type ListenSpec } from './manager/listen-spec.js';
+import { SystemdError } from './core/errors.js';
+import type { NotifyMessage } from './shared/notify-receiver.js';
+import type { OpenedListener } from './manager/listeners.js';
+import { InetAddress } from './core/sockaddr.js';
+import { Supervisor, type RestartPolicy, type ServiceExit, type SupervisorResult } from './manager/supervisor.js';
 
 /**
  * Where a test connects to one socket. Pass it to `net.connect()` as is: it has `host`, `port`
@@ -21,7 +21,7 @@ import { Supervisor, type RestartPolicy, type ServiceExit, type SupervisorResult
  * (libuv), so it reaches a different name: use a path socket for what Node itself connects to.
  */
 /** The receiving end of sd_notify(3), for tests and tools that play the service manager. */
-export { NotifyMessage, NotifyReceiver, type NotifyReceiverEvents } from './notify-receiver.js';
+export { NotifyMessage, NotifyReceiver, type NotifyReceiverEvents } from './shared/notify-receiver.js';
 
 export type ServiceAddress =
   | { name: string; kind: 'tcp' | 'udp'; family: 4 | 6; host: string; port: number }

@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exchange, fixture } from './cli/helpers.js';
-import { SystemdError } from '../src/errors.js';
+import { SystemdError } from '../src/core/errors.js';
 import { startService, stopAll, type TestService } from '../src/testing.js';
 
 /** Gone, or a zombie that only waits for a parent (init, after ours exited) to reap it. */

@@ -1,9 +1,9 @@
 /*
  * `sd-activate ls`: the fds this process inherited, as listenFds() sees them.
  */
-import { listenFds, type ListenFd } from '../activation.js';
-import { parseListenEnvironment } from '../env.js';
-import { formatAddress, type FdInfo } from '../socket-info.js';
+import { listenFds, type ListenFd } from '../service/activation.js';
+import { parseListenEnvironment } from '../core/env.js';
+import { formatAddress, type FdInfo } from '../core/socket-info.js';
 import { parseOptions } from './args.js';
 import { UsageError } from './usage-error.js';
 

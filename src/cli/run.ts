@@ -2,10 +2,10 @@
  * `sd-activate run`: the Supervisor behind a command line, printing what it does on stderr.
  */
 import { basename } from 'node:path';
-import { describeListener } from '../listeners.js';
-import { RESTART_POLICIES, Supervisor, type RestartPolicy, type SupervisorOptions } from '../supervisor.js';
+import { describeListener } from '../manager/listeners.js';
+import { RESTART_POLICIES, Supervisor, type RestartPolicy, type SupervisorOptions } from '../manager/supervisor.js';
 import { countOption, parseOptions, splitCommand } from './args.js';
-import { parseListenSpec, parseMode, type ListenDefaults } from './listen-spec.js';
+import { parseListenSpec, parseMode, type ListenDefaults } from '../manager/listen-spec.js';
 import { formatDuration, parseTimespan } from './timespan.js';
 import { UsageError } from './usage-error.js';
 

@@ -9,9 +9,9 @@ import { root } from './support.js';
 
 /** The literal codes of SystemdErrorCode, from the declarations users compile against. */
 function errorCodes(): string[] {
-  const declarations = readFileSync(join(root, 'dist', 'src', 'errors.d.ts'), 'utf8').replace(/\/\*[\s\S]*?\*\//g, '');
+  const declarations = readFileSync(join(root, 'dist', 'src', 'core', 'errors.d.ts'), 'utf8').replace(/\/\*[\s\S]*?\*\//g, '');
   const union = /export type SystemdErrorCode =([\s\S]*?);/.exec(declarations)?.[1];
-  if (!union) throw new Error('SystemdErrorCode not found in dist/src/errors.d.ts');
+  if (!union) throw new Error('SystemdErrorCode not found in dist/src/core/errors.d.ts');
   return [...union.matchAll(/['"](ERR_SD_[A-Z0-9_]+)['"]/g)].map((m) => m[1]!);
 }
 

@@ -151,7 +151,7 @@ console.log(JSON.stringify({ code: error?.code, same: error instanceof SystemdEr
   });
 
   it('a subpath outside the map is refused, as the map intends', function () {
-    const result = node(consumer.dir, ['--input-type=module', '-e', "await import('sd-activate/dist/src/native.js')"]);
+    const result = node(consumer.dir, ['--input-type=module', '-e', "await import('sd-activate/dist/src/native/addon.js')"]);
     expect(result.status).to.not.equal(0);
     expect(result.stderr).to.include('ERR_PACKAGE_PATH_NOT_EXPORTED');
   });

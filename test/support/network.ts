@@ -1,8 +1,8 @@
 import { createSocket, type SocketType } from 'node:dgram';
 import { get, type IncomingHttpHeaders } from 'node:http';
 import { connect, createServer, Socket, type NetConnectOpts } from 'node:net';
-import { native } from '../../src/native.js';
-import { encodeSockaddr } from '../../src/sockaddr.js';
+import { native } from '../../src/native/addon.js';
+import { encodeSockaddr } from '../../src/core/sockaddr.js';
 
 /**
  * A TCP port that is free right now on 127.0.0.1 and ::1 alike: bound on [::] (dual stack, so

@@ -1,7 +1,7 @@
 import { closeSync, fstatSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NotifyReceiver } from '../../src/notify-receiver.js';
+import { NotifyReceiver } from '../../src/shared/notify-receiver.js';
 import { uniqueName } from './resources.js';
 
 /** A receiver at a path in a fresh temp dir, or at a fresh abstract name; `close()` removes both. */

@@ -6,7 +6,7 @@ import type * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { native } from '../../src/native.js';
+import { native } from '../../src/native/addon.js';
 
 /** The fds this process has open now, by number (the directory's own fd, gone by then, left out). */
 export function openFds(): Set<number> {

@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { native } from '../../src/native.js';
-import { closeFd, openSocket, type SocketDescription } from '../../src/open-socket.js';
-import { decodeSockaddr, InetAddress } from '../../src/sockaddr.js';
+import { native } from '../../src/native/addon.js';
+import { closeFd, openSocket, type SocketDescription } from '../../src/shared/open-socket.js';
+import { decodeSockaddr, InetAddress } from '../../src/core/sockaddr.js';
 
 /** Sockets made outside Node's event loop, as a service manager makes them, closed by `closeAll()`. */
 export class SocketSet {

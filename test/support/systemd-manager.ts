@@ -17,7 +17,7 @@ import {
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { native } from '../../src/native.js';
+import { native } from '../../src/native/addon.js';
 
 /*
  * A private, real systemd user manager for tests, on a machine whose PID 1 is not systemd.

@@ -1,0 +1,224 @@
+import { nodeModule, url } from '../core/builtins.js';
+import { SystemdError, isNativeErrno, systemError } from '../core/errors.js';
+
+/** What `inspect(fd)` reports: fstat(2), and getsockopt(2)/getsockname(2)/getpeername(2) for sockets. */
+export interface RawFdFacts {
+  /** `st_mode & S_IFMT` */
+  mode: number;
+  rdevMajor: number;
+  rdevMinor: number;
+  size: number;
+  domain?: number;
+  type?: number;
+  protocol?: number;
+  acceptConn?: boolean;
+  /** The raw sockaddr from getsockname(2), exactly as long as the kernel said. */
+  local?: Buffer;
+  /** The raw sockaddr from getpeername(2); absent when not connected. */
+  peer?: Buffer;
+  /** mq_getattr(3) of a POSIX message queue. */
+  mq?: { flags: number; maxmsg: number; msgsize: number; curmsgs: number };
+}
+
+/** The constants the addon reports from the system headers. */
+export interface NativeConstants {
+  AF_UNIX: number;
+  AF_INET: number;
+  AF_INET6: number;
+  AF_NETLINK: number;
+  AF_PACKET: number;
+  AF_VSOCK: number;
+  SOCK_STREAM: number;
+  SOCK_DGRAM: number;
+  SOCK_SEQPACKET: number;
+  SOCK_RAW: number;
+  SOCK_RDM: number;
+  SOCK_CLOEXEC: number;
+  SOCK_NONBLOCK: number;
+  SOL_SOCKET: number;
+  SO_REUSEADDR: number;
+  SO_REUSEPORT: number;
+  SO_PASSCRED: number;
+  IPPROTO_IPV6: number;
+  IPV6_V6ONLY: number;
+  IPPROTO_TCP: number;
+  IPPROTO_UDP: number;
+  IPPROTO_SCTP: number;
+  S_IFSOCK: number;
+  S_IFIFO: number;
+  S_IFREG: number;
+  S_IFCHR: number;
+  S_IFDIR: number;
+  S_IFBLK: number;
+  S_IFLNK: number;
+  O_RDWR: number;
+  O_RDONLY: number;
+  O_WRONLY: number;
+  O_CREAT: number;
+  O_NONBLOCK: number;
+  O_CLOEXEC: number;
+  SCM_MAX_FD: number;
+}
+
+/** The addon's functions, one per syscall (or two, where they always go together). */
+export interface NativeBinding {
+  inspect(fd: number): RawFdFacts;
+  getCloexec(fd: number): boolean;
+  setCloexec(fd: number, on: boolean): void;
+  socket(domain: number, type: number, protocol: number): number;
+  setsockopt(fd: number, level: number, name: number, value: number): void;
+  bind(fd: number, sockaddr: Buffer): void;
+  connect(fd: number, sockaddr: Buffer): void;
+  listen(fd: number, backlog: number): void;
+  close(fd: number): void;
+  mkfifo(path: string, mode: number): void;
+  mqOpen(name: string, oflag: number, mode: number, maxmsg: number, msgsize: number): number;
+  mqUnlink(name: string): void;
+  pidfdInodeId(): bigint | null;
+  pipe(): [number, number];
+  setChildSubreaper(on: boolean): void;
+  /** waitid(2) with WNOHANG: null while the child runs; the signal as a number. */
+  reapChild(pid: number): { code: number | null; signal: number | null } | null;
+  notifySend(
+    sockaddr: Buffer,
+    message: Buffer,
+    fds: readonly number[] | null,
+    cred: { pid: number; uid: number; gid: number } | null,
+  ): number;
+  constants: NativeConstants;
+}
+
+let binding: NativeBinding | undefined;
+
+/**
+ * The addon, loaded on first use: a process that is not activated never pays for it.
+ * Every function is wrapped so that a failed syscall surfaces as a Node-style error
+ * (`code`, `errno`, `syscall`, and the `fd` it was about).
+ *
+ * @throws SystemdError `ERR_SD_UNSUPPORTED_PLATFORM` outside Linux, or when no binary fits.
+ */
+export function native(): NativeBinding {
+  if (binding) return binding;
+  if (process.platform !== 'linux') {
+    throw new SystemdError(
+      'ERR_SD_UNSUPPORTED_PLATFORM',
+      `systemd socket activation and sd_notify exist only on Linux (this is ${process.platform})`,
+    );
+  }
+  let raw: NativeBinding;
+  try {
+    const root = packageRoot(ownUrl());
+    // One addon per install for the whole process: the index, sd-activate/testing, the CLI and the
+    // lazily loaded upgrade and worker-pool code each carry a copy of this file, and share it.
+    const loaded = globalThis as { [key: symbol]: NativeBinding | undefined };
+    const key = Symbol.for(`sd-activate.addon ${root}`);
+    raw = loaded[key] ??= loadKnown(root) ?? (nodeModule().createRequire(import.meta.url)('node-gyp-build') as (dir: string) => NativeBinding)(root);
+  } catch (cause) {
+    throw new SystemdError(
+      'ERR_SD_UNSUPPORTED_PLATFORM',
+      `sd-activate's native addon could not be loaded for ${process.platform}-${process.arch}: ${(cause as Error).message}`,
+      { cause },
+    );
+  }
+  binding = wrap(raw);
+  return binding;
+}
+
+/**
+ * This file's URL. The first import.meta of a process costs it 0.2 ms on Node 20 (Node builds
+ * import.meta.resolve() and the path helpers); a one-frame stack trace names the file for a
+ * fifth of that. import.meta.url whenever the stack cannot say (a frozen Error, say).
+ */
+function ownUrl(): string {
+  const hadPrepare = Object.hasOwn(Error, 'prepareStackTrace');
+  const { prepareStackTrace, stackTraceLimit } = Error;
+  try {
+    Error.stackTraceLimit = 1;
+    Error.prepareStackTrace = (_error, sites) => sites[0]?.getFileName();
+    const probe: { stack?: unknown } = {};
+    Error.captureStackTrace(probe, ownUrl);
+    if (typeof probe.stack === 'string' && probe.stack.startsWith('file:')) return probe.stack;
+  } catch {
+    // Falls back below.
+  } finally {
+    try {
+      if (hadPrepare) Error.prepareStackTrace = prepareStackTrace;
+      else Reflect.deleteProperty(Error, 'prepareStackTrace');
+      Error.stackTraceLimit = stackTraceLimit;
+    } catch {
+      // Nothing was changed if nothing can be.
+    }
+  }
+  return import.meta.url;
+}
+
+/**
+ * The package root: the directory above the last `dist/` of this file's path. Every copy of this
+ * file lives under it, bundled or not: dist/pkg/index.js, dist/pkg/cli/main.js, dist/src/native/addon.js.
+ * A file: URL on Linux is the path, percent-encoded; decoded by hand, because the first URL object
+ * and fileURLToPath() cost a service a quarter of a millisecond of start-up. Node's own loader
+ * makes these URLs: no host, no query, no fragment.
+ */
+function packageRoot(moduleUrl: string): string {
+  const path = moduleUrl.startsWith('file:///') ? decodeURIComponent(moduleUrl.slice('file://'.length)) : url.fileURLToPath(moduleUrl);
+  const dist = path.lastIndexOf('/dist/');
+  if (dist === -1) throw new Error(`${path} is not inside the package's dist/ directory`);
+  return path.slice(0, dist);
+}
+
+/**
+ * The binary node-gyp-build would pick in the two usual cases, loaded without node-gyp-build:
+ * loading node-gyp-build (and node:module to require it) and letting it search costs about 2 ms
+ * of a service's start-up, most of the addon's share. A local build wins, as with node-gyp-build
+ * (unless PREBUILDS_ONLY is set); then the glibc prebuild of this architecture. Anything else
+ * (musl, a binary that does not load) falls through to node-gyp-build, which knows every case.
+ */
+function loadKnown(root: string): NativeBinding | undefined {
+  const candidates = [`${root}/prebuilds/linux-${process.arch}/sd-activate.glibc.node`];
+  if (!process.env.PREBUILDS_ONLY) candidates.unshift(`${root}/build/Release/sd_activate.node`);
+  for (const file of candidates) {
+    try {
+      // What require() does with a .node file, without node:module. No stat first: a missing
+      // file fails dlopen() as cheaply, and the usual first candidate exists.
+      const addon = { exports: {} as NativeBinding };
+      process.dlopen(addon, file);
+      return addon.exports;
+    } catch {
+      // Missing or unloadable: left to node-gyp-build, which reports what fits and what does not.
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The functions whose first argument is a number but not an fd: socket(domain, ...) or
+ * reapChild(pid) failing must not read "(fd 2)". Every other leading number is the fd the call
+ * was about, and a leading string the path or queue name.
+ */
+const NUMBER_FIRST_NOT_FD = new Set(['socket', 'reapChild']);
+
+function wrap(raw: NativeBinding): NativeBinding {
+  const out: Record<string, unknown> = { constants: raw.constants };
+  // Object.keys() and a plain loop: `for (const [name, fn] of Object.entries(raw))` costs a
+  // service 0.15 ms more of start-up (V8 compiles the array destructuring on first use).
+  for (const name of Object.keys(raw)) {
+    const fn = (raw as unknown as Record<string, unknown>)[name];
+    if (typeof fn === 'function') out[name] = guard(name, fn as (...args: unknown[]) => unknown);
+  }
+  return out as unknown as NativeBinding;
+}
+
+/** `fn`, throwing Node-style errors that name the fd or path the call was about. */
+function guard(name: string, fn: (...args: unknown[]) => unknown): (...args: unknown[]) => unknown {
+  return function (this: unknown, ...args: unknown[]): unknown {
+    try {
+      return fn(...args);
+    } catch (error) {
+      if (!isNativeErrno(error)) throw error;
+      const first = args[0];
+      const detail =
+        typeof first === 'number' && !NUMBER_FIRST_NOT_FD.has(name) ? { fd: first } : typeof first === 'string' ? { path: first } : {};
+      throw systemError(error.errno, error.syscall, detail, error.message);
+    }
+  };
+}

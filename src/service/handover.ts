@@ -1,0 +1,88 @@
+/*
+ * The private side of an upgrade: how a process started by upgrader() finds the channel to the
+ * process that started it, and what it must hold back until it is the service's main process.
+ *
+ * The old process passes one end of a socketpair after the listening fds, at fd 3+LISTEN_FDS,
+ * and names it in SD_ACTIVATE_UPGRADE_FD, with SD_ACTIVATE_UPGRADE_PID set to the new process's
+ * own pid (as LISTEN_PID is): a child that inherited the variables by mistake does not take the
+ * channel for its own. The fd is not one of LISTEN_FDS, so listenFds() never hands it out.
+ *
+ * Until the old process has told the service manager MAINPID=<this pid>, this process is not
+ * the main process, and with NotifyAccess=main systemd drops its notify messages: the fd store
+ * changes it makes meanwhile are queued here and sent once it is.
+ */
+import { native } from '../native/addon.js';
+import { LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE, UPGRADE_FD_VARIABLE, UPGRADE_PID_VARIABLE } from '../core/variables.js';
+
+let channel: number | null | undefined;
+let pending = false;
+const queued: Array<() => void> = [];
+
+/**
+ * The channel's fd when this process was started by an upgrade, else null. Read once: the
+ * variables are removed from `process.env` and the fd made close-on-exec, so that nothing this
+ * process starts sees them.
+ *
+ * @internal
+ */
+export function upgradeChannel(): number | null {
+  if (channel !== undefined) return channel;
+  channel = claim(UPGRADE_FD_VARIABLE, UPGRADE_PID_VARIABLE);
+  pending = channel !== null;
+  return channel;
+}
+
+let lifeline: number | null | undefined;
+
+/** Reads an fd passed by name (and pid) once, removes the variables, makes the fd close-on-exec. */
+function claim(fdVariable: string, pidVariable: string): number | null {
+  const fdText = process.env[fdVariable];
+  const pidText = process.env[pidVariable];
+  delete process.env[fdVariable];
+  delete process.env[pidVariable];
+  if (fdText === undefined || pidText !== String(process.pid) || !/^[1-9]\d*$/.test(fdText)) return null;
+  const fd = Number(fdText);
+  try {
+    native().setCloexec(fd, true);
+  } catch {
+    // Not open: the variables came from elsewhere.
+    return null;
+  }
+  return fd;
+}
+
+/**
+ * In a worker of a pool, the fd whose end of file says the primary is gone, else null. Read once.
+ *
+ * @internal
+ */
+export function workerLifeline(): number | null {
+  if (lifeline === undefined) lifeline = claim(LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE);
+  return lifeline;
+}
+
+/** True while this process was started by an upgrade and is not yet the main process. @internal */
+export function handoverPending(): boolean {
+  upgradeChannel();
+  return pending;
+}
+
+/** Runs `action` now, or once this process is the main process. @internal */
+export function whenMain(action: () => void): void {
+  if (handoverPending()) queued.push(action);
+  else action();
+}
+
+/** This process is the main process now: runs what was queued, in order, and returns what failed. @internal */
+export function becameMain(): Error[] {
+  pending = false;
+  const errors: Error[] = [];
+  for (const action of queued.splice(0)) {
+    try {
+      action();
+    } catch (error) {
+      errors.push(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+  return errors;
+}

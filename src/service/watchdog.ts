@@ -1,0 +1,222 @@
+import { errno as errnoValues } from '../core/builtins.js';
+import { SystemdError } from '../core/errors.js';
+import { notify } from './notify.js';
+import { U64_MAX, parsePid, safeAtou64 } from '../core/parse-number.js';
+
+const { EINVAL, ERANGE } = errnoValues;
+
+/** The longest delay setTimeout() takes; a longer one would fire at once. */
+const TIMER_MAX_MS = 0x7fffffff;
+
+/**
+ * What WATCHDOG_USEC and WATCHDOG_PID say, by sd_watchdog_enabled(3)'s rules. A pure function of
+ * the environment and the pid: nothing is read or unset.
+ *
+ * - WATCHDOG_USEC unset: no watchdog (`null`).
+ * - WATCHDOG_USEC unparsable, 0, or infinity (2^64-1): an error.
+ * - WATCHDOG_PID unparsable or not a valid pid: an error; set to another pid: no watchdog (`null`).
+ *
+ * @returns the timeout in microseconds, or null when no watchdog is asked of this process
+ * @throws SystemdError `ERR_SD_WATCHDOG_USEC_INVALID` or `ERR_SD_WATCHDOG_PID_INVALID`, with
+ *   `cause.errno` the negative errno libsystemd returns for the same value
+ * @see https://www.freedesktop.org/software/systemd/man/latest/sd_watchdog_enabled.html
+ */
+export function parseWatchdogEnvironment(env: Readonly<Record<string, string | undefined>>, pid: number): bigint | null {
+  const usecText = env.WATCHDOG_USEC;
+  if (usecText === undefined) return null;
+  const usec = safeAtou64(usecText);
+  if (typeof usec !== 'bigint') {
+    throw watchdogError('ERR_SD_WATCHDOG_USEC_INVALID', 'WATCHDOG_USEC', usecText, usec.errno, usec.errno === ERANGE ? 'is out of range' : 'is not a number');
+  }
+  if (usec === 0n || usec === U64_MAX) {
+    throw watchdogError('ERR_SD_WATCHDOG_USEC_INVALID', 'WATCHDOG_USEC', usecText, EINVAL, usec === 0n ? 'is 0' : 'is infinity');
+  }
+  const pidText = env.WATCHDOG_PID;
+  if (pidText !== undefined) {
+    const target = parsePid(pidText);
+    if (typeof target !== 'number') {
+      throw watchdogError('ERR_SD_WATCHDOG_PID_INVALID', 'WATCHDOG_PID', pidText, target.errno, target.errno === ERANGE ? 'is not a valid pid' : 'is not a number');
+    }
+    // Meant for another process: the one systemd started, which then exec'd or forked us.
+    if (target !== pid) return null;
+  }
+  return usec;
+}
+
+function watchdogError(code: 'ERR_SD_WATCHDOG_USEC_INVALID' | 'ERR_SD_WATCHDOG_PID_INVALID', variable: string, value: string, errno: number, problem: string): SystemdError {
+  return new SystemdError(code, `${variable}=${JSON.stringify(value)} ${problem}`, { cause: { errno: -errno } });
+}
+
+/**
+ * Options of {@link watchdogEnabled}.
+ *
+ * @see https://www.freedesktop.org/software/systemd/man/latest/sd_watchdog_enabled.html
+ */
+export interface WatchdogEnabledOptions {
+  /**
+   * Remove WATCHDOG_USEC and WATCHDOG_PID from `process.env` once read, whatever the outcome (as
+   * sd_watchdog_enabled's `unset_environment`), so that child processes do not think the
+   * watchdog is theirs.
+   */
+  unsetEnvironment?: boolean;
+}
+
+/**
+ * Whether the service manager expects watchdog pings from this process, and how often: the
+ * WatchdogSec= of the unit, from WATCHDOG_USEC (and WATCHDOG_PID), as sd_watchdog_enabled(3)
+ * reads them.
+ *
+ * @returns the watchdog timeout in milliseconds (fractional when WATCHDOG_USEC is not a whole
+ *   number of them), or 0 when no watchdog is asked of this process
+ * @throws SystemdError `ERR_SD_WATCHDOG_USEC_INVALID` / `ERR_SD_WATCHDOG_PID_INVALID` for a value
+ *   libsystemd refuses too
+ * @see https://www.freedesktop.org/software/systemd/man/latest/sd_watchdog_enabled.html
+ */
+export function watchdogEnabled(options: WatchdogEnabledOptions = {}): number {
+  try {
+    const usec = parseWatchdogEnvironment(process.env, process.pid);
+    return usec === null ? 0 : Number(usec) / 1000;
+  } finally {
+    if (options.unsetEnvironment === true) {
+      delete process.env.WATCHDOG_USEC;
+      delete process.env.WATCHDOG_PID;
+    }
+  }
+}
+
+/**
+ * Options of {@link startWatchdog}.
+ *
+ * @see https://www.freedesktop.org/software/systemd/man/latest/sd_watchdog_enabled.html
+ */
+export interface StartWatchdogOptions extends WatchdogEnabledOptions {
+  /**
+   * Asked before each ping: true to ping, false to skip it, so that a service that is up but not
+   * working is restarted by systemd. May return a promise; while one is pending no other check
+   * starts, and no ping is sent: a check that never settles ends in a watchdog timeout, as it
+   * should. Throwing, rejecting or returning anything but a boolean counts as false and is
+   * reported to `onError`.
+   */
+  healthCheck?: () => boolean | Promise<boolean>;
+  /** Stops the pings when aborted, e.g. by the service's shutdown. */
+  signal?: AbortSignal;
+  /** Told about failed sends and failed health checks. By default they become process warnings. */
+  onError?: (error: unknown) => void;
+}
+
+/**
+ * A running watchdog pinger, from {@link startWatchdog}.
+ *
+ * @see https://www.freedesktop.org/software/systemd/man/latest/sd_watchdog_enabled.html
+ */
+export interface Watchdog {
+  /** False when the service manager asked for no watchdog: then nothing is ever sent. */
+  readonly enabled: boolean;
+  /** The watchdog timeout in milliseconds (0 when not enabled). */
+  readonly timeoutMs: number;
+  /** How often a ping is due: half the timeout, as sd_watchdog_enabled(3) advises. */
+  readonly intervalMs: number;
+  /** Stops the pings. Idempotent. */
+  stop(): void;
+  [Symbol.dispose](): void;
+}
+
+/**
+ * Sends WATCHDOG=1 every half WatchdogSec= while `healthCheck` passes: at once, then on an
+ * unref'd timer (it never keeps the process alive).
+ *
+ * The pings come from the event loop. A loop blocked for longer than the watchdog timeout (an
+ * endless loop, a synchronous call that hangs) sends nothing, and systemd kills and restarts the
+ * service with Result=watchdog: that is the point. A ping from a separate thread would keep a
+ * stuck service looking alive.
+ *
+ * Keep pinging while shutting down: systemd applies the watchdog until the process is gone.
+ * Stop it (`stop()`, or abort `signal`) as the last thing before exiting.
+ *
+ * NOTIFY_SOCKET is read at each ping: a notify call with `unsetEnvironment` ends the pings too.
+ *
+ * @throws SystemdError `ERR_SD_WATCHDOG_USEC_INVALID` / `ERR_SD_WATCHDOG_PID_INVALID` (see {@link watchdogEnabled})
+ * @see https://www.freedesktop.org/software/systemd/man/latest/sd_watchdog_enabled.html
+ */
+export function startWatchdog(options: StartWatchdogOptions = {}): Watchdog {
+  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  const { healthCheck, signal, onError = (error: unknown) => process.emitWarning(asError(error)) } = options;
+  if (healthCheck !== undefined && typeof healthCheck !== 'function') throw new TypeError('options.healthCheck must be a function');
+  if (typeof onError !== 'function') throw new TypeError('options.onError must be a function');
+  const timeoutMs = watchdogEnabled(options);
+  const intervalMs = timeoutMs / 2;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let checking = false;
+
+  const report = (error: unknown): void => {
+    try {
+      onError(error);
+    } catch (thrown) {
+      // A throwing onError must not stop the pinger (systemd would restart a healthy service).
+      process.emitWarning(asError(thrown));
+    }
+  };
+  const ping = (): void => {
+    if (stopped) return;
+    try {
+      notify.watchdog();
+    } catch (error) {
+      report(error);
+    }
+  };
+  const settle = (healthy: unknown): void => {
+    if (healthy === true) ping();
+    else if (healthy !== false) report(new TypeError(`healthCheck must return a boolean, got ${typeof healthy}: no ping sent`));
+  };
+  const tick = (): void => {
+    if (stopped || checking) return;
+    if (!healthCheck) return ping();
+    let result: boolean | Promise<boolean>;
+    try {
+      result = healthCheck();
+    } catch (error) {
+      return report(error);
+    }
+    if (result !== null && typeof result === 'object' && typeof (result as Promise<boolean>).then === 'function') {
+      checking = true;
+      Promise.resolve(result).then(
+        (healthy) => {
+          checking = false;
+          settle(healthy);
+        },
+        (error: unknown) => {
+          checking = false;
+          report(error);
+        },
+      );
+    } else {
+      settle(result);
+    }
+  };
+  const stop = (): void => {
+    stopped = true;
+    if (timer) clearInterval(timer);
+    signal?.removeEventListener('abort', stop);
+  };
+
+  if (timeoutMs > 0 && !signal?.aborted) {
+    signal?.addEventListener('abort', stop, { once: true });
+    timer = setInterval(tick, Math.min(Math.max(intervalMs, 1), TIMER_MAX_MS));
+    timer.unref();
+    tick();
+  } else {
+    stopped = true;
+  }
+  return {
+    enabled: timeoutMs > 0,
+    timeoutMs,
+    intervalMs: timeoutMs > 0 ? intervalMs : 0,
+    stop,
+    [Symbol.dispose]: stop,
+  };
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}

@@ -1,0 +1,175 @@
+import { expect } from 'chai';
+import { openSync, closeSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { outputOf, spawnActivated } from '../support/activated-child.js';
+import { SocketSet } from '../support/sockets.js';
+
+const PROBE = fileURLToPath(new URL('../fixtures/activation-probe.js', import.meta.url));
+
+interface Probe {
+  fds: number[];
+  names?: string[];
+  env?: Record<string, string | undefined>;
+  listenPid?: 'self' | 'none' | string;
+  args: string[];
+}
+
+async function probe(p: Probe): Promise<any> {
+  const child = spawnActivated({ fds: p.fds, names: p.names, env: p.env, listenPid: p.listenPid, command: process.execPath, args: [PROBE, ...p.args] });
+  const { code, stdout, stderr } = await outputOf(child);
+  expect(code, stderr).to.equal(0);
+  return JSON.parse(stdout.trim());
+}
+
+describe('activation: listenFds(), systemdFd(), systemdFds()', () => {
+  const sockets = new SocketSet();
+  afterEach(() => sockets.closeAll());
+
+  it('returns every fd with its name and what it is, and unsets the LISTEN_ variables', async () => {
+    const tcp = sockets.tcp('127.0.0.1');
+    const udp = sockets.udp('::1');
+    const unix = sockets.unix('seqpacket');
+    const out = await probe({ fds: [tcp.fd, udp.fd, unix.fd], names: ['http', 'dns', 'admin'], args: ['list'] });
+    expect(out.activated).to.equal(true);
+    expect(out.same).to.equal(true);
+    expect(out.env).to.deep.equal({ LISTEN_PID: null, LISTEN_PIDFDID: null, LISTEN_FDS: null, LISTEN_FDNAMES: null });
+    expect(out.fds.map((f: any) => [f.fd, f.name])).to.deep.equal([[3, 'http'], [4, 'dns'], [5, 'admin']]);
+    expect(out.fds[0].info).to.deep.include({ kind: 'socket', family: 'ipv4', type: 'stream', protocol: 'tcp', listening: true });
+    expect(out.fds[0].info.local).to.deep.include({ address: '127.0.0.1', port: tcp.port });
+    expect(out.fds[1].info).to.deep.include({ family: 'ipv6', type: 'dgram', protocol: 'udp', listening: false });
+    expect(out.fds[1].info.local).to.deep.include({ address: '::1', port: udp.port });
+    expect(out.fds[2].info).to.deep.include({ family: 'unix', type: 'seqpacket', listening: true });
+    expect(out.fds[2].info.local).to.deep.equal({ family: 'unix', kind: 'path', path: unix.path });
+    expect(out.fds[0].description).to.equal(`tcp 127.0.0.1:${tcp.port} (ipv4 stream, listening)`);
+  });
+
+  it("leaves the program's Error.prepareStackTrace and stackTraceLimit as they were, even a frozen Error", async () => {
+    const tcp = sockets.tcp('127.0.0.1');
+    const hooked = await probe({ fds: [tcp.fd], names: ['http'], args: ['stack-hooks'] });
+    expect(hooked.fds.map((f: any) => [f.name, f.info.local.port])).to.deep.equal([['http', tcp.port]]);
+    expect(hooked.prepareRestored).to.equal(true);
+    expect(hooked.limit).to.equal(0);
+    const untouched = await probe({ fds: [tcp.fd], names: ['http'], args: ['untouched-error'] });
+    expect(untouched.fds.map((f: any) => f.name)).to.deep.equal(['http']);
+    expect(untouched.prepareRestored).to.equal(true);
+    expect(untouched.limit).to.equal(10);
+    const frozen = await probe({ fds: [tcp.fd], names: ['http'], args: ['frozen-error'] });
+    expect(frozen.fds.map((f: any) => [f.name, f.info.local.port])).to.deep.equal([['http', tcp.port]]);
+    expect(frozen.prepareRestored).to.equal(true);
+    expect(frozen.limit).to.equal(10);
+  });
+
+  it('names every fd "unknown" without LISTEN_FDNAMES', async () => {
+    const a = sockets.tcp();
+    const b = sockets.tcp();
+    const out = await probe({ fds: [a.fd, b.fd], args: ['list'] });
+    expect(out.fds.map((f: any) => f.name)).to.deep.equal(['unknown', 'unknown']);
+  });
+
+  it('keeps the environment when asked to', async () => {
+    const a = sockets.tcp();
+    const out = await probe({ fds: [a.fd], names: ['x'], args: ['keep'] });
+    expect(out.fds).to.have.length(1);
+    expect(out.env.LISTEN_FDS).to.equal('1');
+    expect(out.env.LISTEN_FDNAMES).to.equal('x');
+    expect(Number(out.env.LISTEN_PID)).to.be.greaterThan(0);
+  });
+
+  it('is not activated, without error, when LISTEN_PID names another process', async () => {
+    const a = sockets.tcp();
+    const out = await probe({ fds: [a.fd], names: ['http'], listenPid: '1', args: ['list'] });
+    expect(out.activated).to.equal(false);
+    expect(out.fds).to.deep.equal([]);
+    // Unset on this path too, as sd_listen_fds(1) does.
+    expect(out.env.LISTEN_FDS).to.equal(null);
+  });
+
+  it('throws the same typed error on every call for a malformed environment, and still unsets it', async () => {
+    const a = sockets.tcp();
+    const out = await probe({ fds: [a.fd], env: { LISTEN_FDS: 'three' }, args: ['twice'] });
+    expect(out.first.error.code).to.equal('ERR_SD_LISTEN_FDS_INVALID');
+    expect(out.first.error.message).to.include('LISTEN_FDS="three"');
+    expect(out.sameError).to.equal(true);
+    expect(out.env.LISTEN_FDS).to.equal(null);
+  });
+
+  it('fails with ERR_SD_FD_INVALID, naming the fd, when a promised fd is closed', async () => {
+    const a = sockets.tcp();
+    // LISTEN_FDS promises 500 fds but only fd 3 is passed. (The fds right above are taken by
+    // node itself at start-up, as they would not be under a service manager that fills them.)
+    const out = await probe({ fds: [a.fd], env: { LISTEN_FDS: '500' }, args: ['twice'] });
+    expect(out.first.error.code).to.equal('ERR_SD_FD_INVALID');
+    expect(out.first.error.message).to.match(/promises fd \d+ .*EBADF: bad file descriptor, fcntl/);
+  });
+
+  it('describes a FIFO and a character device passed as fds', async () => {
+    const fifoDir = sockets.tempDir();
+    const { native } = await import('../../src/native/addon.js');
+    native().mkfifo(`${fifoDir}/in.fifo`, 0o600);
+    const fifo = sockets.adopt(openSync(`${fifoDir}/in.fifo`, 'r+'));
+    const devNull = openSync('/dev/null', 'r');
+    try {
+      const out = await probe({ fds: [fifo, devNull], names: ['fifo', 'null'], args: ['list'] });
+      expect(out.fds[0].info).to.deep.equal({ kind: 'fifo', path: `${fifoDir}/in.fifo` });
+      expect(out.fds[1].info).to.deep.equal({ kind: 'character-device', path: '/dev/null', major: 1, minor: 3 });
+    } finally {
+      closeSync(devNull);
+    }
+  });
+
+  describe('systemdFd(name, fallback)', () => {
+    it('returns the one handle of the name, with fd, name and info', async () => {
+      const a = sockets.tcp();
+      const b = sockets.udp();
+      const out = await probe({ fds: [a.fd, b.fd], names: ['http', 'dns'], args: ['fd', 'dns'] });
+      expect(out.ok).to.deep.include({ fd: 4, name: 'dns' });
+      expect(out.ok.info.type).to.equal('dgram');
+    });
+
+    it('refuses a name held by several fds, pointing at systemdFds()', async () => {
+      const a = sockets.tcp('127.0.0.1');
+      const b = sockets.tcp('::1');
+      const out = await probe({ fds: [a.fd, b.fd], names: ['http', 'http'], args: ['fd', 'http'] });
+      expect(out.error.code).to.equal('ERR_SD_FD_AMBIGUOUS');
+      expect(out.error.message).to.include("systemdFds('http')");
+    });
+
+    it('lists the names there are when the name is missing, even with a fallback', async () => {
+      const a = sockets.tcp();
+      const out = await probe({ fds: [a.fd], names: ['web'], args: ['fd', 'http', '8080'] });
+      expect(out.error.code).to.equal('ERR_SD_FD_NOT_FOUND');
+      expect(out.error.message).to.include('"web" (fd 3');
+    });
+
+    for (const [fallback, expected] of [
+      [8080, { port: 8080 }],
+      ['/run/app.sock', { path: '/run/app.sock' }],
+      [{ host: '::1', port: 81 }, { host: '::1', port: 81 }],
+      [{ path: '/x.sock' }, { path: '/x.sock' }],
+    ] as const) {
+      it(`returns listen options for the fallback ${JSON.stringify(fallback)} when not activated`, async () => {
+        const out = await probe({ fds: [], listenPid: 'none', env: { LISTEN_FDS: undefined }, args: ['fd', 'http', JSON.stringify(fallback)] });
+        expect(out.ok).to.deep.equal(expected);
+      });
+    }
+
+    it('without a fallback, says how to run it activated, and why it was not', async () => {
+      const out = await probe({ fds: [], listenPid: '1', env: { LISTEN_FDS: '1' }, args: ['fd', 'http'] });
+      expect(out.error.code).to.equal('ERR_SD_NOT_ACTIVATED');
+      expect(out.error.message).to.include('LISTEN_PID=1 names another process').and.include('npm start');
+    });
+
+    it('refuses a fallback of the wrong shape with a TypeError', async () => {
+      const out = await probe({ fds: [], listenPid: 'none', env: { LISTEN_FDS: undefined }, args: ['fd', 'http', '{"port":"80"}'] });
+      expect(out.error.name).to.equal('TypeError');
+    });
+  });
+
+  it('systemdFds(name) returns every fd of the name, in order', async () => {
+    const a = sockets.tcp('127.0.0.1');
+    const b = sockets.udp();
+    const c = sockets.tcp('::1');
+    const out = await probe({ fds: [a.fd, b.fd, c.fd], names: ['http', 'dns', 'http'], args: ['fds', 'http'] });
+    expect(out.ok.map((f: any) => f.fd)).to.deep.equal([3, 5]);
+  });
+});
