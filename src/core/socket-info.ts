@@ -1,5 +1,5 @@
 import { fs } from './builtins.js';
-import type { RawFdFacts, NativeConstants } from '../native/addon.js';
+import type { NativeConstants, RawFdFacts } from './fd-facts.js';
 import {
   decodeSockaddr,
   InetAddress,
