@@ -32,6 +32,13 @@ export interface NotifyOptions {
    * `unset_environment`), so that child processes do not talk to the service manager by mistake.
    */
   unsetEnvironment?: boolean;
+  /**
+   * The socket to send to, in NOTIFY_SOCKET's form (an absolute path or `@abstract`), instead of
+   * the NOTIFY_SOCKET of `process.env`: for code that captured the variable once and must keep
+   * using it after the environment changed (an upgrade's old process, which removed it so that
+   * the processes it starts do not inherit it).
+   */
+  socket?: string;
 }
 
 /**
@@ -251,7 +258,7 @@ function credentials(pid: number | undefined): Credentials | null {
  * no reason to keep a socket open between calls (and in every fork's fd table).
  */
 function send(message: Buffer, fds: readonly number[] | null, options: NotifyOptions | undefined): boolean {
-  const value = process.env.NOTIFY_SOCKET;
+  const value = options?.socket ?? process.env.NOTIFY_SOCKET;
   if (value === undefined) return false;
   try {
     const address = notifyAddress(value);
@@ -285,7 +292,8 @@ function withSocket(error: unknown, socket: string): unknown {
 function checkOptions(options: NotifyOptions | undefined): void {
   if (options === undefined) return;
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
-  const { pid } = options;
+  const { pid, socket } = options;
+  if (socket !== undefined && typeof socket !== 'string') throw new TypeError(`options.socket must be a string (NOTIFY_SOCKET's form), got ${typeof socket}`);
   if (pid !== undefined && !(Number.isInteger(pid) && pid >= 0 && pid <= 0x7fffffff)) {
     throw new TypeError(`options.pid must be a pid (an integer 0 to 2147483647), got ${String(pid)}`);
   }
@@ -458,7 +466,7 @@ async function barrier(timeoutMs = 5000, options?: NotifyOptions): Promise<boole
     throw new TypeError(`timeoutMs must be a number of milliseconds from 1 to 2147483647, or Infinity; got ${String(timeoutMs)}`);
   }
   checkOptions(options);
-  if (process.env.NOTIFY_SOCKET === undefined) return false;
+  if ((options?.socket ?? process.env.NOTIFY_SOCKET) === undefined) return false;
   // Sent before the first await, so that it is ordered with the calls made before and after it.
   const [readFd, writeFd] = native().pipe();
   try {

@@ -388,6 +388,33 @@ describe('notify', function () {
         expect(child.stdout).to.equal('undefined');
       });
     });
+
+    describe('the socket option', function () {
+      it('sends to the socket given, whatever process.env holds, and leaves process.env alone', async function () {
+        const address = receiver.address;
+        delete process.env.NOTIFY_SOCKET;
+        expect(notify.ready({ socket: address })).to.equal(true);
+        expect((await next()).text).to.equal('READY=1');
+        process.env.NOTIFY_SOCKET = '/nonexistent/elsewhere';
+        expect(notify({ STATUS: 'x' }, { socket: address })).to.equal(true);
+        expect((await next()).text).to.equal('STATUS=x');
+        expect(process.env.NOTIFY_SOCKET).to.equal('/nonexistent/elsewhere');
+      });
+
+      it('barrier() waits on the socket given', async function () {
+        delete process.env.NOTIFY_SOCKET;
+        const done = notify.barrier(2000, { socket: receiver.address });
+        const message = await next();
+        expect(message.text).to.equal('BARRIER=1');
+        closeAll(message.fds);
+        expect(await done).to.equal(true);
+      });
+
+      it('is checked like NOTIFY_SOCKET, and must be a string', function () {
+        expect((thrown(() => notify.ready({ socket: 'relative' })) as SystemdError).code).to.equal('ERR_SD_NOTIFY_SOCKET_INVALID');
+        expect(thrown(() => notify.ready({ socket: 7 as unknown as string }))).to.be.instanceOf(TypeError);
+      });
+    });
   });
 
   describe('values that would change the message are refused', function () {
