@@ -60,7 +60,8 @@ const lazy = await build({ ...common, outdir: 'dist/pkg', entryPoints: Object.fr
 // A module in both would be two copies of its state (the inherited fds, the notify socket) in one
 // process. These may be copied: constants and Node's built-in modules; errors.js (every copy of
 // SystemdError passes instanceof); native.js (its copies share one loaded addon per install);
-// sockaddr.js (pure encoding and decoding); listening.js (one stateless function); notify-receiver.js (only the worker pool uses it:
+// sockaddr.js (pure encoding and decoding); drain.js and stop.js (the one stop path of lifecycle() and
+// upgrader(): classes and functions, no module state); notify-receiver.js (only the worker pool uses it:
 // kept out of the index, which every service compiles at start-up).
 const shareable = new Set([
   'dist/src/core/variables.js',
@@ -68,7 +69,8 @@ const shareable = new Set([
   'dist/src/core/errors.js',
   'dist/src/native/addon.js',
   'dist/src/core/sockaddr.js',
-  'dist/src/service/listening.js',
+  'dist/src/service/drain.js',
+  'dist/src/service/stop.js',
   'dist/src/shared/notify-receiver.js',
 ]);
 const inIndex = new Set(Object.keys(main.metafile.inputs));

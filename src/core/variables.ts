@@ -23,3 +23,9 @@ export const LIFELINE_FD_VARIABLE = 'SD_ACTIVATE_WORKER_FD';
 export const LIFELINE_PID_VARIABLE = 'SD_ACTIVATE_WORKER_PID';
 /** Set by workerPool() in each worker: its index. @internal */
 export const WORKER_VARIABLE = 'SD_ACTIVATE_WORKER';
+
+/**
+ * The library's own variables between a process and the processes it starts: never inherited by
+ * a process started as activated, which gets its own or none.
+ */
+export const PRIVATE_VARIABLES = [UPGRADE_FD_VARIABLE, UPGRADE_PID_VARIABLE, LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE, WORKER_VARIABLE] as const;

@@ -3,12 +3,12 @@
  * LISTEN_PID (and WATCHDOG_PID) set to the process's own pid, stdin on /dev/null, its own
  * process group so that stopping it reaches everything it started (KillMode=control-group).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
-import { MANAGER_VARIABLES } from '../core/env.js';
 import { SystemdError } from '../core/errors.js';
+import { execActivated } from '../shared/exec.js';
 
 
 function isExecutableFile(path: string): boolean {
@@ -69,55 +69,32 @@ export interface ServiceSpawnOptions {
 }
 
 /**
- * What systemd's exec sets for every service besides the protocol's variables: INVOCATION_ID, a
- * new 128-bit id for each start (what journald and the tools that look for systemd read), and
- * SYSTEMD_EXEC_PID, the pid it execs (systemd 248+).
- */
-const EXEC_VARIABLES = ['INVOCATION_ID', 'SYSTEMD_EXEC_PID'];
-
-/**
- * Spawns the service. Node has no fork-then-exec hook to learn the pid before exec, so
- * `sh -c 'LISTEN_PID=$$ ... exec "$0" "$@"'` sets it: `exec` keeps the shell's pid.
+ * Spawns the service as socket activation does (see shared/exec.ts), with what systemd's exec sets
+ * for every service besides the protocol's variables: INVOCATION_ID, a new 128-bit id for each
+ * start (what journald and the tools that look for systemd read), and SYSTEMD_EXEC_PID, the pid it
+ * execs (systemd 248+). stdin is /dev/null (StandardInput=null).
  *
  * @see https://www.freedesktop.org/software/systemd/man/latest/sd_listen_fds.html
  * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.exec.html
  */
 export function spawnService(options: ServiceSpawnOptions): ChildProcess {
-  const env: NodeJS.ProcessEnv = { ...options.env };
-  for (const name of [...MANAGER_VARIABLES, ...EXEC_VARIABLES]) delete env[name];
-  env.INVOCATION_ID = randomBytes(16).toString('hex');
-  const pidVariables: string[] = ['SYSTEMD_EXEC_PID'];
-  if (options.fds.length > 0) {
-    env.LISTEN_FDS = String(options.fds.length);
-    env.LISTEN_FDNAMES = options.names.join(':');
-    pidVariables.push('LISTEN_PID');
-  }
-  if (options.notifySocket !== undefined) env.NOTIFY_SOCKET = options.notifySocket;
+  const set: Record<string, string> = { INVOCATION_ID: randomBytes(16).toString('hex') };
+  const pidVariables = ['SYSTEMD_EXEC_PID'];
+  if (options.notifySocket !== undefined) set.NOTIFY_SOCKET = options.notifySocket;
   if (options.watchdogUsec !== undefined) {
-    env.WATCHDOG_USEC = String(options.watchdogUsec);
+    set.WATCHDOG_USEC = String(options.watchdogUsec);
     pidVariables.push('WATCHDOG_PID');
   }
-  const assign = pidVariables.map((v) => `${v}=$$; export ${v}; `).join('');
-  return spawn('/bin/sh', ['-c', `${assign}exec "$0" "$@"`, options.command, ...options.args], {
+  return execActivated({
+    command: options.command,
+    args: options.args,
+    listenFds: options.fds,
+    listenNames: options.names,
+    env: options.env,
+    set,
+    pidVariables,
     cwd: options.cwd,
-    env,
-    stdio: ['ignore', options.stdio, options.stdio, ...options.fds],
-    // Its own process group: signals reach what it started too, and a terminal's Ctrl-C reaches
-    // only the supervisor, which stops the service as systemd would (SIGTERM, then SIGKILL).
-    detached: true,
+    stdin: 'ignore',
+    output: options.stdio,
   });
-}
-
-/** Sends `signal` to the service's process group, or to the process alone if the group is gone. */
-export function signalService(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    try {
-      child.kill(signal);
-    } catch {
-      // already gone
-    }
-  }
 }

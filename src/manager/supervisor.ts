@@ -19,7 +19,8 @@ import { closeListener, openListeners, type OpenedListener } from './listeners.j
 import { native, type NativeBinding } from '../native/addon.js';
 import { NotifyMessage, NotifyReceiver } from '../shared/notify-receiver.js';
 import { acceptConnection, ReadinessWaiter } from './readiness.js';
-import { resolveCommand, signalService, spawnService } from './service-process.js';
+import { signalGroup } from '../shared/exec.js';
+import { resolveCommand, spawnService } from './service-process.js';
 
 /**
  * When a service is started again after it exits: systemd's Restart=.
@@ -891,7 +892,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   private signal(instance: Instance, signal: NodeJS.Signals): void {
-    signalService(instance.child, signal);
+    // The group of a process that has ended is left to killLeftovers(), which waits for it.
+    if (instance.child.exitCode === null && instance.child.signalCode === null) signalGroup(instance.child, signal);
     if (instance.mainPid !== instance.pid) {
       try {
         process.kill(instance.mainPid, signal);

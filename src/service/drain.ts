@@ -1,25 +1,61 @@
 /*
- * Finishing what a process serves before it exits, without failing a client: what an upgrade's
- * old process does once the new one is the main process, and what a stop does.
+ * Finishing what a process serves before it exits, without failing a client: what a stop does
+ * (lifecycle(), upgrader()) and what an upgrade's old process does once the new one serves.
  *
  * http.Server.close() closes the connections that have no request in flight at once. A
  * connection accepted a moment ago whose request has not been read yet is one of them, and so is
  * a keep-alive connection on which the client is sending its next request right now: both
  * clients see a reset. So an http server is closed as a net.Server (it stops accepting, nothing
- * more), every response from then on says `Connection: close`, and idle connections get until
- * the deadline to send their next request (answered, then closed) or to time out by themselves.
- * What is left at the deadline is cut.
+ * more), and every response from then on says `Connection: close`. What happens to idle
+ * keep-alive connections is the caller's choice (see DrainOptions.idleConnections). What is left
+ * at the deadline is cut.
+ *
+ * This module holds no state of its own: the lazily loaded upgrade code may carry a copy.
  */
 import type { Socket as DgramSocket } from 'node:dgram';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server as NetServer, Socket } from 'node:net';
-import type { Closable } from './lifecycle.js';
+
+/**
+ * Anything a stop can close: net/http/https/http2 servers and dgram sockets from the adapters
+ * (close with a callback), or an object whose close() returns a promise (Fastify, a worker pool).
+ */
+export interface Closable {
+  close(callback?: (error?: Error) => void): unknown;
+}
+
+/**
+ * Resolves once `server` listens: at once for one that already does or cannot say (no
+ * `listening` property or no `once`), else on its 'listening' event.
+ */
+export function waitListening(server: Closable): Promise<void> {
+  const s = server as { listening?: boolean; once?: (event: string, listener: () => void) => unknown };
+  if (s.listening !== false || typeof s.once !== 'function') return Promise.resolve();
+  return new Promise((resolve) => s.once!('listening', resolve));
+}
+
+/** How a {@link Drain} ends the connections of its servers. */
+export interface DrainOptions {
+  /**
+   * Idle keep-alive connections of http servers: 'close' them at once (a stop: waiting for them
+   * would hold a restart while new connections queue for the next process, and browsers and
+   * proxies resend an idempotent request when a reused connection closes under them), or 'drain'
+   * them (an upgrade's old process, while the new one serves: each gets until the deadline to send
+   * its next request, answered with `Connection: close`, or to time out).
+   */
+  idleConnections: 'close' | 'drain';
+}
 
 interface Tracked {
   server: Closable;
   kind: 'http' | 'net' | 'dgram' | 'other';
   sockets: Set<Socket>;
   responses: Set<ServerResponse>;
+}
+
+interface HttpLike {
+  closeIdleConnections?: () => void;
+  closeAllConnections?: () => void;
 }
 
 function kindOf(server: Closable): Tracked['kind'] {
@@ -33,15 +69,18 @@ function kindOf(server: Closable): Tracked['kind'] {
 
 /**
  * Watches the connections and requests of each server from now on, so that {@link Drain.close}
- * can end them well. Create it before the servers get traffic.
+ * can end them well. Create it before the servers get traffic where possible; connections an http
+ * server accepted before are still cut at the deadline (closeAllConnections()).
  *
  * @internal
  */
 export class Drain {
   readonly #tracked: Tracked[];
+  readonly #options: DrainOptions;
   #draining = false;
 
-  constructor(servers: readonly Closable[]) {
+  constructor(servers: readonly Closable[], options: DrainOptions) {
+    this.#options = options;
     this.#tracked = servers.map((server) => {
       const tracked: Tracked = { server, kind: kindOf(server), sockets: new Set(), responses: new Set() };
       if (tracked.kind === 'http' || tracked.kind === 'net') {
@@ -69,7 +108,7 @@ export class Drain {
    */
   async close(deadlineMs: number): Promise<void> {
     this.#draining = true;
-    const { Server } = await import('node:net');
+    const { Server } = process.getBuiltinModule('node:net');
     const closed = this.#tracked.map((t) => this.#closeOne(t, Server));
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'deadline'>((resolve) => {
@@ -78,7 +117,10 @@ export class Drain {
     const outcome = await Promise.race([Promise.all(closed), deadline]);
     clearTimeout(timer);
     if (outcome === 'deadline') {
-      for (const t of this.#tracked) for (const socket of t.sockets) socket.destroy();
+      for (const t of this.#tracked) {
+        for (const socket of t.sockets) socket.destroy();
+        (t.server as HttpLike).closeAllConnections?.();
+      }
       // Destroyed connections let the net servers emit 'close'; others get a moment more.
       await Promise.race([Promise.all(closed), new Promise((resolve) => setTimeout(resolve, 100))]);
     }
@@ -97,6 +139,7 @@ export class Drain {
           for (const res of t.responses) if (!res.headersSent) res.setHeader('Connection', 'close');
           // net.Server's close: stop accepting, and leave the connections to finish (see above).
           NetServerClass.prototype.close.call(t.server as unknown as NetServer, () => finish());
+          if (this.#options.idleConnections === 'close') (t.server as HttpLike).closeIdleConnections?.();
         } else if (t.kind === 'dgram') {
           // Every datagram read so far has been emitted: closing leaves the rest in the socket's
           // queue, for the process that shares it.

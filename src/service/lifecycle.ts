@@ -1,13 +1,8 @@
-import { waitListening } from './listening.js';
+import { Drain, waitListening, type Closable } from './drain.js';
 import { notify } from './notify.js';
+import { runStop } from './stop.js';
 
-/**
- * Anything the lifecycle can stop: net/http/https/http2 servers and dgram sockets from the
- * adapters (close with a callback), or an object whose close() returns a promise (Fastify).
- */
-export interface Closable {
-  close(callback?: (error?: Error) => void): unknown;
-}
+export type { Closable } from './drain.js';
 
 /** Options of {@link lifecycle}. */
 export interface LifecycleOptions {
@@ -41,31 +36,6 @@ export interface Lifecycle {
   dispose(): void;
 }
 
-interface HttpLike {
-  closeIdleConnections?: () => void;
-  closeAllConnections?: () => void;
-}
-
-function closeOne(server: Closable): Promise<void> {
-  return new Promise((resolve) => {
-    let done = false;
-    const finish = (): void => {
-      if (done) return;
-      done = true;
-      resolve();
-    };
-    try {
-      // Callbacks report "not running" as an error; for a shutdown that is as good as closed.
-      const result = server.close(() => finish());
-      if (result && typeof (result as Promise<unknown>).then === 'function') (result as Promise<unknown>).then(finish, finish);
-    } catch {
-      finish();
-    }
-    // Keep-alive connections would hold an http server open until they time out.
-    (server as HttpLike).closeIdleConnections?.();
-  });
-}
-
 /**
  * Ties a service's servers to systemd's lifecycle (sd_notify(3)): once every server listens,
  * READY=1 with STATUS=; on SIGTERM, STOPPING=1, stop accepting, let in-flight requests finish
@@ -94,37 +64,28 @@ export async function lifecycle(options: LifecycleOptions = {}): Promise<Lifecyc
   const stopSignals = options.stopSignals ?? ['SIGTERM', 'SIGINT'];
   const status = options.status;
 
+  // Idle keep-alive connections are closed at once on a stop: waiting for them would hold a
+  // restart for keepAliveTimeout while new connections queue for the next process.
+  const drain = new Drain(servers, { idleConnections: 'close' });
   await Promise.all(servers.map(waitListening));
   notify(status === undefined ? { READY: 1 } : { READY: 1, STATUS: status });
 
   let stopping: Promise<void> | undefined;
   let reloading: Promise<void> = Promise.resolve();
 
+  const warn = (error: Error): void => void process.emitWarning(error);
   const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      notify({ STOPPING: 1, STATUS: 'Stopping' });
-      const closed = Promise.all(servers.map(closeOne));
-      let timer: NodeJS.Timeout | undefined;
-      const deadline = new Promise<'deadline'>((resolve) => {
-        timer = setTimeout(() => resolve('deadline'), stopTimeoutMs);
-        timer.unref();
-      });
-      if ((await Promise.race([closed, deadline])) === 'deadline') {
-        for (const server of servers) (server as HttpLike).closeAllConnections?.();
-      }
-      clearTimeout(timer);
-      let failed = false;
-      try {
-        await options.onStop?.();
-      } catch (error) {
-        failed = true;
-        console.error(error);
-      }
-      dispose();
-      // systemd applies the watchdog until the process is gone: ping until the very end.
-      options.watchdog?.stop();
-      if (options.exit ?? true) process.exit(failed ? 1 : 0);
-    })();
+    stopping ??= runStop({
+      notifyStopping: () => notify({ STOPPING: 1, STATUS: 'Stopping' }),
+      drain,
+      stopTimeoutMs,
+      onStop: options.onStop,
+      watchdog: options.watchdog,
+      dispose: () => dispose(),
+      exit: options.exit ?? true,
+      exitCode: 0,
+      warn,
+    });
     return stopping;
   };
 

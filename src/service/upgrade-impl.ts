@@ -1,13 +1,14 @@
 import type { ChildProcess } from 'node:child_process';
 import { events } from '../core/builtins.js';
-import type { Socket } from 'node:net';
-import { Drain } from './drain.js';
 import type { SystemdError } from '../core/errors.js';
+import { WORKER_VARIABLE } from '../core/variables.js';
+import { signalGroup } from '../shared/exec.js';
+import { Drain, waitListening, type Closable } from './drain.js';
 import type { Internals } from './internals.js';
-import type { Closable } from './lifecycle.js';
-import { waitListening } from './listening.js';
-import type { UpgradeResult, UpgraderEvents, UpgraderOptions } from './upgrade.js';
-import { LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE, MANAGER_VARIABLES, UPGRADE_FD_VARIABLE, UPGRADE_PID_VARIABLE, WORKER_VARIABLE } from '../core/variables.js';
+import { runStop } from './stop.js';
+import { formatMessage, readMessage } from './upgrade-channel.js';
+import { killLauncher, launch, stillFits, type LaunchContext, type Launched } from './upgrade-launcher.js';
+import type { UpgradeResult, UpgraderEvents, UpgraderOptions } from './upgrade-types.js';
 
 /*
  * Hot upgrade by overlap. The old process starts the new one itself, with every fd it holds at
@@ -18,21 +19,13 @@ import { LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE, MANAGER_VARIABLES, UPGRADE
  * accepting and reading; it makes sure the message was processed (BARRIER=1) before it tells the
  * new process that it is the main process, finishes what it has, and exits. Both serve the same
  * sockets until then: a connection or a datagram goes to one of them, and is never refused nor
- * left in a closed socket's queue.
- *
- * The new process is started ahead of time, while nothing is going on: a shell waiting for "go"
- * on the channel, which then execs the program as it is on disk at that moment. Starting a
- * process costs the event loop a few milliseconds (fork, then the wait for exec); the upgrade
- * signal only writes a line.
+ * left in a closed socket's queue. (Starting the new process: upgrade-launcher.ts.)
  *
  * The old process sends MAINPID= itself, because it is the main process: NotifyAccess=main (the
  * default of Type=notify) accepts it, and the new process's own messages from then on. After that
  * the old process sends nothing more: it is not the main process any longer, and with
  * NotifyAccess=all a STOPPING=1 from it would stop the service.
  */
-
-/** What a Type=notify service is told that it must not pass on to a process it starts, and this module's own. */
-const INHERITED_VARIABLES = [...MANAGER_VARIABLES, UPGRADE_FD_VARIABLE, UPGRADE_PID_VARIABLE, LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE];
 
 /** The rest of the library, as upgrader() hands it over (see internals.ts). */
 let core: Internals;
@@ -69,50 +62,14 @@ function checkServers(servers: unknown): asserts servers is readonly Closable[] 
   }
 }
 
-/** `KEY=VALUE` lines up to an empty line: the little protocol of the channel. */
-function parseMessage(text: string): Map<string, string> {
-  const fields = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    const eq = line.indexOf('=');
-    if (eq > 0 && !fields.has(line.slice(0, eq))) fields.set(line.slice(0, eq), line.slice(eq + 1));
-  }
-  return fields;
-}
-
-/** Resolves with the first message (text up to "\n\n") read from `socket`, or null at its end. */
-function readMessage(socket: Socket, timeoutMs: number): Promise<Map<string, string> | null> {
-  return new Promise((resolve) => {
-    let text = '';
-    const done = (value: Map<string, string> | null): void => {
-      clearTimeout(timer);
-      socket.off('data', onData);
-      socket.off('end', onEnd);
-      socket.off('close', onEnd);
-      socket.off('error', onEnd);
-      resolve(value);
-    };
-    const onData = (chunk: Buffer): void => {
-      text += chunk.toString('utf8');
-      const end = text.indexOf('\n\n');
-      if (end !== -1) done(parseMessage(text.slice(0, end)));
-    };
-    const onEnd = (): void => done(null);
-    const timer = setTimeout(() => done(null), timeoutMs);
-    socket.on('data', onData);
-    socket.once('end', onEnd);
-    socket.once('close', onEnd);
-    socket.once('error', onEnd);
-  });
-}
-
 /** What upgrader() returns (the Upgrader interface of upgrade.ts), loaded with the first upgrader(). */
 export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
   /** In a process started by an upgrade, the pid of the process it took over from. */
   readonly previousPid: number | undefined;
   readonly #options: UpgraderOptions;
   readonly #drain: Drain;
-  readonly #notifySocket: string | undefined;
-  readonly #watchdogUsec: string | undefined;
+  /** NOTIFY_SOCKET and WATCHDOG_USEC as this process got them: the environment may change meanwhile. */
+  readonly #context: LaunchContext;
   readonly #signals: Array<[NodeJS.Signals, () => void]> = [];
   #role: Role;
   /** Whether this process is the service's main process: from the start, or once an upgrade confirmed it, until it hands over. */
@@ -131,9 +88,11 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
     this.previousPid = previousPid;
     this.#role = previousPid === undefined ? 'main' : 'pending';
     this.#main = previousPid === undefined;
-    this.#notifySocket = process.env.NOTIFY_SOCKET;
     const watchdogPid = process.env.WATCHDOG_PID;
-    this.#watchdogUsec = watchdogPid === undefined || watchdogPid === String(process.pid) ? process.env.WATCHDOG_USEC : undefined;
+    this.#context = {
+      notifySocket: process.env.NOTIFY_SOCKET,
+      watchdogUsec: watchdogPid === undefined || watchdogPid === String(process.pid) ? process.env.WATCHDOG_USEC : undefined,
+    };
   }
 
   /** True once this process is the service's main process (always, unless it was started by an upgrade that is not confirmed yet). */
@@ -188,30 +147,13 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
   }
 
   #send(fields: Parameters<Internals['notify']>[0]): void {
-    if (this.#notifySocket === undefined) return;
-    // The variable may have been removed meanwhile (notify's unsetEnvironment): the captured one is used.
-    const saved = process.env.NOTIFY_SOCKET;
-    process.env.NOTIFY_SOCKET = this.#notifySocket;
-    try {
-      core.notify(fields);
-    } finally {
-      if (saved === undefined) delete process.env.NOTIFY_SOCKET;
-      else process.env.NOTIFY_SOCKET = saved;
-    }
+    const socket = this.#context.notifySocket;
+    if (socket !== undefined) core.notify(fields, { socket });
   }
 
   async #barrier(): Promise<void> {
-    if (this.#notifySocket === undefined) return;
-    const saved = process.env.NOTIFY_SOCKET;
-    process.env.NOTIFY_SOCKET = this.#notifySocket;
-    let pending: Promise<boolean>;
-    try {
-      pending = core.notify.barrier(5000);
-    } finally {
-      if (saved === undefined) delete process.env.NOTIFY_SOCKET;
-      else process.env.NOTIFY_SOCKET = saved;
-    }
-    await pending;
+    const socket = this.#context.notifySocket;
+    if (socket !== undefined) await core.notify.barrier(5000, { socket });
   }
 
   /** Tells the 'failed' listeners, or the process's warnings when there is none: a failed upgrade is never silent. */
@@ -230,7 +172,7 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
   }
 
   async #upgrade(): Promise<UpgradeResult> {
-    if (this.#notifySocket === undefined && process.env.INVOCATION_ID !== undefined) {
+    if (this.#context.notifySocket === undefined && process.env.INVOCATION_ID !== undefined) {
       // Run by systemd without a NOTIFY_SOCKET: MAINPID= cannot be sent, and this process's exit
       // would end the service, the new process with it.
       const error = upgradeError(
@@ -245,7 +187,7 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
     this.#sendQuietly({ RELOADING: 1, MONOTONIC_USEC: process.hrtime.bigint() / 1000n, STATUS: this.#statusWith('upgrading') });
     let launched: Launched;
     try {
-      launched = await this.#takeLauncher();
+      launched = this.#takeLauncher();
     } catch (cause) {
       const error = upgradeError('ERR_SD_UPGRADE_FAILED', `cannot start the new process: ${(cause as Error).message}`, cause);
       this.#sendQuietly({ READY: 1, STATUS: this.#statusWith(`upgrade failed: ${firstLine(error.message)}`) });
@@ -319,89 +261,37 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
     }
     // Only now may the new process act as the main process (its messages would be dropped before).
     channel.once('error', () => confirmed());
-    channel.end(`MAINPID=${pid}\n\n`, () => confirmed());
+    channel.end(formatMessage({ MAINPID: pid }), () => confirmed());
     channel.unref();
     child.unref();
     this.emit('upgraded', { pid });
     return { upgraded: true, pid };
   }
 
-  /**
-   * The process of the next version, started ahead of time and waiting: a shell that reads "go"
-   * on the channel, then sets LISTEN_PID to its own pid and execs the program. Starting a process
-   * (fork, then waiting for the exec) stalls this process's event loop for milliseconds; done
-   * while nothing is going on, the upgrade signal only writes a line.
-   */
-  #launch(spawn: typeof import('node:child_process').spawn, wait: boolean): Launched {
-    const { fds, env, key } = this.#plan();
-    const channelFd = 3 + fds.length;
-    const command = this.#options.command ?? process.execPath;
-    const args = this.#options.args ?? [...process.execArgv, ...process.argv.slice(1)];
-    const pidVariables = [UPGRADE_PID_VARIABLE, ...(fds.length > 0 ? ['LISTEN_PID'] : []), ...(env.WATCHDOG_USEC !== undefined ? ['WATCHDOG_PID'] : [])];
-    // Node has no fork: the shell learns the new process's pid ($$) and exec keeps it. `read`
-    // takes the line byte by byte, so nothing meant for the program is consumed.
-    const waitForGo = wait ? `read -r go <&${channelFd} || exit 0; [ "$go" = go ] || exit 0; ` : '';
-    const script = `${waitForGo}${pidVariables.map((v) => `${v}=$$; export ${v}; `).join('')}exec "$0" "$@"`;
-    const child = spawn('/bin/sh', ['-c', script, command, ...args], {
-      cwd: this.#options.cwd,
-      env,
-      stdio: ['inherit', 'inherit', 'inherit', ...fds.map((f) => f.fd), 'pipe'],
-      // A process group of its own: a rollback kills what it started too (a worker pool).
-      detached: true,
-    });
-    const channel = child.stdio[child.stdio.length - 1] as Socket;
-    channel.on('error', () => undefined);
-    const exited = new Promise<string>((resolve) => {
-      child.once('exit', (code, signal) => resolve(signal ? `it was killed by ${signal}` : `it exited with status ${code}`));
-      child.once('error', (error) => resolve(`it could not be started: ${error.message}`));
-    });
-    return { child, channel, exited, key };
-  }
-
-  /** The fds and the environment of the new process, as they are now. */
-  #plan(): { fds: ReturnType<Internals['heldFds']>; env: NodeJS.ProcessEnv; key: string } {
-    const fds = core.heldFds();
-    const env: NodeJS.ProcessEnv = { ...(this.#options.env ?? process.env) };
-    for (const name of INHERITED_VARIABLES) delete env[name];
-    if (fds.length > 0) {
-      env.LISTEN_FDS = String(fds.length);
-      env.LISTEN_FDNAMES = fds.map((f) => f.name).join(':');
-    }
-    if (this.#notifySocket !== undefined) env.NOTIFY_SOCKET = this.#notifySocket;
-    if (this.#watchdogUsec !== undefined) env.WATCHDOG_USEC = this.#watchdogUsec;
-    env[UPGRADE_FD_VARIABLE] = String(3 + fds.length);
-    // A launcher started with other fds or another environment is not the one to use now.
-    const key = JSON.stringify([fds.map((f) => [f.fd, f.name]), env]);
-    return { fds, env, key };
-  }
-
   /** The launcher if it still fits (same fds), told to go; or a process started now. */
-  async #takeLauncher(): Promise<Launched> {
-    const { spawn } = await import('node:child_process');
+  #takeLauncher(): Launched {
     const ready = this.#launcher;
     this.#launcher = undefined;
-    if (ready && ready.child.exitCode === null && ready.child.signalCode === null && ready.key === this.#plan().key) {
+    if (ready && stillFits(ready, this.#options, this.#context, core.heldFds)) {
       ready.child.ref();
       ready.channel.ref();
       ready.channel.write('go\n');
       return ready;
     }
     if (ready) killLauncher(ready);
-    return this.#launch(spawn, false);
+    return launch(this.#options, this.#context, core.heldFds, false);
   }
 
   /** Starts the launcher of the next upgrade a moment from now, once this process has settled. */
   prepareSoon(): void {
-    setTimeout(() => void this.#prepare(), 1000).unref();
+    setTimeout(() => this.#prepare(), 1000).unref();
   }
 
-  async #prepare(): Promise<void> {
+  #prepare(): void {
     if (this.#role !== 'main' || this.#launcher || this.#upgrading || process.env[WORKER_VARIABLE] !== undefined) return;
-    const { spawn } = await import('node:child_process');
-    if (this.#role !== 'main' || this.#launcher || this.#upgrading) return;
     let launched: Launched;
     try {
-      launched = this.#launch(spawn, true);
+      launched = launch(this.#options, this.#context, core.heldFds, true);
     } catch (error) {
       this.#warn(error as Error);
       return;
@@ -425,63 +315,46 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
 
   /** SIGTERM to the new process's group, SIGKILL if it is still there after `stopTimeoutMs`. */
   async #rollBack(child: ChildProcess, exited: Promise<string>): Promise<void> {
-    const group = child.pid;
-    const kill = (signal: NodeJS.Signals): void => {
-      if (group === undefined) return;
-      try {
-        process.kill(-group, signal);
-      } catch {
-        try {
-          child.kill(signal);
-        } catch {
-          // already gone
-        }
-      }
-    };
-    if (child.exitCode === null && child.signalCode === null) kill('SIGTERM');
+    if (child.exitCode === null && child.signalCode === null) signalGroup(child, 'SIGTERM');
     const grace = this.#options.stopTimeoutMs ?? 10_000;
     let timer: NodeJS.Timeout | undefined;
     const late = await Promise.race([exited.then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), grace)))]);
     clearTimeout(timer);
     // What the group started may outlive it: SIGKILL them too, whether or not the leader is gone.
-    kill('SIGKILL');
+    signalGroup(child, 'SIGKILL');
     if (late) await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 1000))]);
-    (child.stdio[child.stdio.length - 1] as Socket | null)?.destroy();
+    (child.stdio[child.stdio.length - 1] as { destroy(): void } | null)?.destroy();
   }
 
   #stop(how: 'main' | 'quiet', exitCode: number): Promise<void> {
-    this.#stopping ??= (async () => {
-      const wasMain = this.#main;
-      this.#role = 'stopping';
-      // The signal handlers stay until the exit: a second SIGTERM (systemd sends one to every
-      // process of the unit on a stop) must not kill a process that is finishing its requests.
-      if (how === 'main' && wasMain) this.#sendQuietly({ STOPPING: 1, STATUS: 'Stopping' });
-      if (this.#launcher) killLauncher(this.#launcher);
-      this.#launcher = undefined;
-      const child = this.#child;
-      const upgrading = this.#upgrading;
-      // A new process not handed over to yet is rolled back (the upgrade sees the role change).
-      if (child && upgrading) {
-        try {
-          process.kill(-child.pid!, 'SIGTERM');
-        } catch {
-          // gone already
+    if (this.#stopping) return this.#stopping;
+    const wasMain = this.#main;
+    this.#role = 'stopping';
+    // The signal handlers stay until the exit: a second SIGTERM (systemd sends one to every
+    // process of the unit on a stop) must not kill a process that is finishing its requests.
+    this.#stopping = runStop({
+      notifyStopping: how === 'main' && wasMain ? () => this.#send({ STOPPING: 1, STATUS: 'Stopping' }) : undefined,
+      before: async () => {
+        if (this.#launcher) killLauncher(this.#launcher);
+        this.#launcher = undefined;
+        // A new process not handed over to yet is rolled back (the upgrade sees the role change).
+        const child = this.#child;
+        const upgrading = this.#upgrading;
+        if (child && upgrading) {
+          signalGroup(child, 'SIGTERM');
+          await upgrading;
         }
-        await upgrading;
-      }
-      await this.#drain.close(this.#options.stopTimeoutMs ?? 10_000);
-      await this.#confirmed;
-      let failed = exitCode !== 0;
-      try {
-        await this.#options.onStop?.();
-      } catch (error) {
-        failed = true;
-        console.error(error);
-      }
-      this.#options.watchdog?.stop();
-      this.dispose();
-      if (this.#options.exit ?? true) process.exit(failed ? exitCode || 1 : 0);
-    })();
+      },
+      drain: this.#drain,
+      stopTimeoutMs: this.#options.stopTimeoutMs ?? 10_000,
+      after: () => this.#confirmed ?? Promise.resolve(),
+      onStop: this.#options.onStop,
+      watchdog: this.#options.watchdog,
+      dispose: () => this.dispose(),
+      exit: this.#options.exit ?? true,
+      exitCode,
+      warn: (error) => this.#warn(error),
+    });
     return this.#stopping;
   }
 
@@ -490,7 +363,7 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
     const { Socket } = await import('node:net');
     const socket = new Socket({ fd, readable: true, writable: true });
     socket.on('error', () => undefined);
-    socket.write(status === undefined ? 'READY=1\n\n' : `READY=1\nSTATUS=${status}\n\n`);
+    socket.write(formatMessage(status === undefined ? { READY: 1 } : { READY: 1, STATUS: status }));
     const reply = await readMessage(socket, CONFIRM_TIMEOUT_MS);
     socket.destroy();
     if (reply?.get('MAINPID') !== String(process.pid)) {
@@ -508,25 +381,6 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
   }
 }
 
-/** A process of the next version, started or waiting to be told to go. */
-interface Launched {
-  child: ChildProcess;
-  /** The socketpair: "go" to a waiting launcher, READY=1 back, MAINPID= to confirm. */
-  channel: Socket;
-  exited: Promise<string>;
-  /** What it was started with: a launcher whose fds or environment are not this process's any more is not used. */
-  key: string;
-}
-
-function killLauncher(launched: Launched): void {
-  launched.channel.destroy();
-  try {
-    process.kill(-launched.child.pid!, 'SIGKILL');
-  } catch {
-    // gone already
-  }
-}
-
 function firstLine(text: string): string {
   return text.split('\n')[0]!;
 }
@@ -541,7 +395,8 @@ export async function startUpgrader(options: UpgraderOptions, internals: Interna
   await import('node:net');
   const servers = typeof options.servers === 'function' ? await options.servers() : (options.servers ?? []);
   checkServers(servers);
-  const drain = new Drain(servers);
+  // Idle keep-alive connections get until the deadline: the new process already serves.
+  const drain = new Drain(servers, { idleConnections: 'drain' });
   const up = new UpgraderProcess(options, drain, channel === null ? undefined : process.ppid);
   await Promise.all(servers.map(waitListening));
   up.listen();

@@ -1,9 +1,10 @@
 import type { ChildProcess } from 'node:child_process';
 import { events } from '../core/builtins.js';
-import type { Internals } from './internals.js';
+import { LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE, WORKER_VARIABLE } from '../core/variables.js';
+import { execActivated, signalGroup } from '../shared/exec.js';
 import { NotifyReceiver, type NotifyMessage } from '../shared/notify-receiver.js';
-import { LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE, UPGRADE_FD_VARIABLE, UPGRADE_PID_VARIABLE, WORKER_VARIABLE } from '../core/variables.js';
-import type { WorkerInfo, WorkerPoolEvents, WorkerPoolOptions } from './worker-pool.js';
+import type { Internals } from './internals.js';
+import type { WorkerInfo, WorkerPoolEvents, WorkerPoolOptions } from './worker-pool-types.js';
 
 /*
  * N processes serving the same listening sockets. The primary (the service's main process) never
@@ -91,9 +92,8 @@ export class WorkerPoolProcess extends events.EventEmitter<WorkerPoolEvents> {
 
   /** Starts every worker; resolves once all are ready. */
   async start(): Promise<void> {
-    const { spawn } = await import('node:child_process');
     try {
-      await Promise.all(this.#workers.map((_, index) => this.#spawn(spawn, index)));
+      await Promise.all(this.#workers.map((_, index) => this.#spawn(index)));
       this.#started = true;
     } catch (error) {
       await this.close();
@@ -101,25 +101,24 @@ export class WorkerPoolProcess extends events.EventEmitter<WorkerPoolEvents> {
     }
   }
 
-  #spawn(spawn: typeof import('node:child_process').spawn, index: number): Promise<void> {
-    const env: NodeJS.ProcessEnv = { ...(this.#options.env ?? process.env) };
-    for (const name of ['LISTEN_PID', 'LISTEN_PIDFDID', 'WATCHDOG_USEC', 'WATCHDOG_PID', UPGRADE_FD_VARIABLE, UPGRADE_PID_VARIABLE]) delete env[name];
-    env.LISTEN_FDS = String(this.#fds.length);
-    env.LISTEN_FDNAMES = this.#names.join(':');
-    env.NOTIFY_SOCKET = this.#receiver.address;
-    env[WORKER_VARIABLE] = String(index);
+  #spawn(index: number): Promise<void> {
     // One more fd after the sockets: the worker sees its end of file when this process is gone,
     // however it went, and stops (upgrader() watches it). Not one of LISTEN_FDS.
-    env[LIFELINE_FD_VARIABLE] = String(3 + this.#fds.length);
-    const command = this.#options.command ?? process.execPath;
-    const args = this.#options.args ?? [...process.execArgv, ...process.argv.slice(1)];
-    const script = `LISTEN_PID=$$; ${LIFELINE_PID_VARIABLE}=$$; export LISTEN_PID ${LIFELINE_PID_VARIABLE}; exec "$0" "$@"`;
-    const child = spawn('/bin/sh', ['-c', script, command, ...args], {
+    const lifelineFd = 3 + this.#fds.length;
+    const child = execActivated({
+      command: this.#options.command ?? process.execPath,
+      args: this.#options.args ?? [...process.execArgv, ...process.argv.slice(1)],
+      listenFds: this.#fds,
+      listenNames: this.#names,
+      extraFds: ['pipe'],
+      env: this.#options.env ?? process.env,
+      set: { NOTIFY_SOCKET: this.#receiver.address, [WORKER_VARIABLE]: String(index), [LIFELINE_FD_VARIABLE]: String(lifelineFd) },
+      pidVariables: [LIFELINE_PID_VARIABLE],
       cwd: this.#options.cwd,
-      env,
-      stdio: ['inherit', 'inherit', 'inherit', ...this.#fds, 'pipe'],
+      stdin: 'inherit',
+      output: 'inherit',
     });
-    const lifeline = child.stdio[child.stdio.length - 1] as import('node:net').Socket | null;
+    const lifeline = child.stdio[lifelineFd] as import('node:net').Socket | null;
     lifeline?.on('error', () => undefined);
     lifeline?.unref();
     const pid = child.pid ?? 0;
@@ -132,7 +131,7 @@ export class WorkerPoolProcess extends events.EventEmitter<WorkerPoolEvents> {
     const timeoutMs = this.#options.readyTimeoutMs ?? 30_000;
     const timer = setTimeout(() => {
       failed(new core.SystemdError('ERR_SD_START_TIMEOUT', `worker ${index} (pid ${pid}) sent no READY=1 within ${timeoutMs} ms`));
-      signal(child, 'SIGKILL');
+      signalGroup(child, 'SIGKILL');
     }, timeoutMs);
     const worker: Worker = {
       index,
@@ -152,7 +151,7 @@ export class WorkerPoolProcess extends events.EventEmitter<WorkerPoolEvents> {
           const restarting = this.#closing === undefined && (worker.ready || this.#started);
           failed(new core.SystemdError('ERR_SD_SERVICE_EXITED', `worker ${index} (pid ${pid}) ${sig ? `was killed by ${sig}` : `exited with status ${code}`} before READY=1`));
           this.emit('exit', { index, pid, code, signal: sig, restarting });
-          if (restarting) this.#restart(spawn, index);
+          if (restarting) this.#restart(index);
           resolve();
         });
       }),
@@ -165,11 +164,11 @@ export class WorkerPoolProcess extends events.EventEmitter<WorkerPoolEvents> {
     return readyPromise;
   }
 
-  #restart(spawn: typeof import('node:child_process').spawn, index: number): void {
+  #restart(index: number): void {
     const timer = setTimeout(() => {
       this.#restartTimers.delete(timer);
       if (this.#closing) return;
-      this.#spawn(spawn, index).catch((error: Error) => this.#warn(error));
+      this.#spawn(index).catch((error: Error) => this.#warn(error));
     }, this.#options.restartSec ?? 100);
     this.#restartTimers.add(timer);
   }
@@ -200,9 +199,9 @@ export class WorkerPoolProcess extends events.EventEmitter<WorkerPoolEvents> {
       for (const timer of this.#restartTimers) clearTimeout(timer);
       this.#restartTimers.clear();
       const workers = this.#workers.filter((w): w is Worker => w !== undefined);
-      for (const w of workers) signal(w.child, 'SIGTERM');
+      for (const w of workers) signalGroup(w.child, 'SIGTERM');
       const killer = setTimeout(() => {
-        for (const w of workers) signal(w.child, 'SIGKILL');
+        for (const w of workers) signalGroup(w.child, 'SIGKILL');
       }, this.#options.stopTimeoutMs ?? 10_000);
       await Promise.all(workers.map((w) => w.exited));
       clearTimeout(killer);
@@ -210,15 +209,6 @@ export class WorkerPoolProcess extends events.EventEmitter<WorkerPoolEvents> {
     })();
     if (callback) this.#closing.then(() => callback(), callback);
     return this.#closing;
-  }
-}
-
-function signal(child: ChildProcess, sig: NodeJS.Signals): void {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  try {
-    child.kill(sig);
-  } catch {
-    // already gone
   }
 }
 

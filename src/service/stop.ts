@@ -1,0 +1,73 @@
+/*
+ * The one stop sequence of a service, shared by lifecycle() and upgrader(): tell the service
+ * manager (when this process still speaks for the service), finish what is served within the
+ * deadline, run the application's own clean-up, stop the watchdog last, exit.
+ *
+ * This module holds no state of its own: the lazily loaded upgrade code may carry a copy.
+ */
+import type { Drain } from './drain.js';
+
+/** The steps of a stop, in the order {@link runStop} takes them. @internal */
+export interface StopSteps {
+  /**
+   * STOPPING=1 to the service manager. Left out by a process that no longer speaks for the
+   * service: after an upgrade's hand-over, a STOPPING=1 would stop the service (NotifyAccess=all).
+   * A failed send is reported through `warn` and the stop goes on.
+   */
+  notifyStopping?: () => void;
+  /** What must end before the servers close (an upgrade's new process, rolled back). */
+  before?: () => Promise<void>;
+  drain: Drain;
+  /** How long in-flight work may take before what is left is cut. */
+  stopTimeoutMs: number;
+  /** What must end after the servers closed and before the exit (an old process's last word to the new one). */
+  after?: () => Promise<void>;
+  /** The application's clean-up: flush logs, close databases. A throw makes the exit status 1. */
+  onStop?: () => unknown;
+  /** The pinger of startWatchdog(): stopped last, as systemd applies the watchdog until the process is gone. */
+  watchdog?: { stop(): void };
+  /** Removes the signal handlers. */
+  dispose: () => void;
+  /** Exit the process at the end. */
+  exit: boolean;
+  /** The exit status when nothing else fails: 0, or the reason for the stop. */
+  exitCode: number;
+  /** Where a failure that does not stop the stop goes. */
+  warn: (error: Error) => void;
+}
+
+/**
+ * Runs a stop to its end. Never rejects: every step's failure is reported and the next step runs,
+ * since a process that stops halfway keeps its sockets and its clients waiting.
+ *
+ * @internal
+ */
+export async function runStop(steps: StopSteps): Promise<void> {
+  const warn = (error: unknown): void => steps.warn(error instanceof Error ? error : new Error(String(error)));
+  try {
+    steps.notifyStopping?.();
+  } catch (error) {
+    warn(error);
+  }
+  try {
+    await steps.before?.();
+  } catch (error) {
+    warn(error);
+  }
+  await steps.drain.close(steps.stopTimeoutMs);
+  try {
+    await steps.after?.();
+  } catch (error) {
+    warn(error);
+  }
+  let failed = steps.exitCode !== 0;
+  try {
+    await steps.onStop?.();
+  } catch (error) {
+    failed = true;
+    console.error(error);
+  }
+  steps.dispose();
+  steps.watchdog?.stop();
+  if (steps.exit) process.exit(failed ? steps.exitCode || 1 : 0);
+}
