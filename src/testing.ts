@@ -47,17 +47,17 @@ interface CommonOptions {
   /** 'capture' (default): read with `stdout`/`stderr`/`waitForOutput()`; 'inherit': straight to the test's terminal. */
   output?: 'capture' | 'inherit';
   restart?: RestartPolicy;
-  restartSec?: number;
+  restartMs?: number;
   /** StartLimitIntervalSec= (default 10000 ms; 0 for no limit): see startLimitBurst. */
-  startLimitIntervalSec?: number;
+  startLimitIntervalMs?: number;
   /** StartLimitBurst= (default 5): past that many starts within the interval, the service is not restarted. */
   startLimitBurst?: number;
-  watchdogSec?: number;
+  watchdogMs?: number;
   fdStoreMax?: number;
   accept?: boolean;
   lazy?: boolean;
   /** How long stop() waits after SIGTERM before SIGKILL (default 5000 ms). */
-  timeoutStopSec?: number;
+  timeoutStopMs?: number;
 }
 
 /** Options of {@link startService}: a `command`, or a function `fn` to run in a child. */
@@ -306,7 +306,7 @@ export class TestService {
     this.supervisor.kill(signal);
   }
 
-  /** Stops the service (SIGTERM, SIGKILL after `timeoutStopSec`) and closes its sockets. Safe to call twice. */
+  /** Stops the service (SIGTERM, SIGKILL after `timeoutStopMs`) and closes its sockets. Safe to call twice. */
   stop(): Promise<SupervisorResult> {
     return this.supervisor.stop();
   }
@@ -351,13 +351,13 @@ export async function startService(options: StartServiceOptions): Promise<TestSe
     stdio: options.output === 'inherit' ? 'inherit' : 'pipe',
     type: options.type ?? 'simple',
     // The start timeout is enforced below, with the service's stderr in the message.
-    timeoutStartSec: 0,
-    timeoutStopSec: options.timeoutStopSec ?? 5000,
+    timeoutStartMs: 0,
+    timeoutStopMs: options.timeoutStopMs ?? 5000,
     restart: options.restart,
-    restartSec: options.restartSec,
-    startLimitIntervalSec: options.startLimitIntervalSec,
+    restartMs: options.restartMs,
+    startLimitIntervalMs: options.startLimitIntervalMs,
     startLimitBurst: options.startLimitBurst,
-    watchdogSec: options.watchdogSec,
+    watchdogMs: options.watchdogMs,
     fdStoreMax: options.fdStoreMax,
     accept: options.accept,
     lazy: options.lazy,

@@ -123,7 +123,7 @@ describe('sd-activate/testing', function () {
   });
 
   it('waitForOutput and waitForExit; restart keeps the socket, connections wait for the new process', async () => {
-    const service = await startService({ command: process.execPath, args: [fixture('hello-server')], listen: { web: 'tcp:127.0.0.1:0' }, restart: 'always', restartSec: 200 });
+    const service = await startService({ command: process.execPath, args: [fixture('hello-server')], listen: { web: 'tcp:127.0.0.1:0' }, restart: 'always', restartMs: 200 });
     const first = service.pid!;
     expect(await exchange(service.address('web'))).to.equal(`hello ${first} web\n`);
     service.kill('SIGKILL');

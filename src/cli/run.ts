@@ -3,7 +3,8 @@
  */
 import { basename } from 'node:path';
 import { describeListener } from '../manager/listeners.js';
-import { RESTART_POLICIES, Supervisor, type RestartPolicy, type SupervisorOptions } from '../manager/supervisor.js';
+import { Supervisor } from '../manager/supervisor.js';
+import { validate, type SupervisorOptions } from '../manager/supervisor-options.js';
 import { countOption, parseOptions, splitCommand } from './args.js';
 import { parseListenSpec, parseMode, type ListenDefaults } from '../manager/listen-spec.js';
 import { formatDuration, parseTimespan } from './timespan.js';
@@ -95,6 +96,31 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
+/** The flag of each Supervisor option, for the messages of validate(). */
+const FLAGS: Record<keyof SupervisorOptions, string> = {
+  command: 'COMMAND',
+  args: 'ARGS',
+  listen: '-l',
+  cwd: 'the working directory',
+  env: '-E',
+  stdio: 'the output',
+  type: '--type',
+  restart: '--restart',
+  restartMs: '--restart-sec',
+  startLimitIntervalMs: '--start-limit-interval',
+  startLimitBurst: '--start-limit-burst',
+  timeoutStartMs: '--timeout-start',
+  timeoutStopMs: '--timeout-stop',
+  watchdogMs: '--watchdog',
+  fdStoreMax: '--fd-store',
+  notifyAccess: '--notify-access',
+  accept: '--accept',
+  maxConnections: '--max-connections',
+  lazy: '--lazy',
+  watch: '--watch',
+  subreaper: 'the subreaper',
+};
+
 function duration(name: string, value: string | undefined, allowInfinity: boolean): number | undefined {
   if (value === undefined) return undefined;
   const ms = parseTimespan(value);
@@ -124,16 +150,6 @@ export function runOptions(args: readonly string[]): { help: true } | { help: fa
   }
   const listen = ((v.listen as string[] | undefined) ?? []).map((text) => parseListenSpec(text, defaults));
 
-  const type = v.type as string | undefined;
-  if (type !== undefined && type !== 'simple' && type !== 'notify') throw new UsageError(`--type takes simple or notify, got ${JSON.stringify(type)}`);
-  const restart = v.restart as string | undefined;
-  if (restart !== undefined && !RESTART_POLICIES.includes(restart as RestartPolicy)) {
-    throw new UsageError(`--restart takes ${RESTART_POLICIES.join(', ')}; got ${JSON.stringify(restart)}`);
-  }
-  const notifyAccess = v['notify-access'] as string | undefined;
-  if (notifyAccess !== undefined && !['main', 'exec', 'all', 'none'].includes(notifyAccess)) {
-    throw new UsageError(`--notify-access takes main, exec, all or none, got ${JSON.stringify(notifyAccess)}`);
-  }
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const assignment of (v.setenv as string[] | undefined) ?? []) {
     const eq = assignment.indexOf('=');
@@ -142,24 +158,23 @@ export function runOptions(args: readonly string[]): { help: true } | { help: fa
   }
 
   const options: SupervisorOptions = { command: command[0]!, args: command.slice(1), listen, env };
-  if (type) options.type = type as 'simple' | 'notify';
-  if (restart) options.restart = restart as RestartPolicy;
-  if (notifyAccess) options.notifyAccess = notifyAccess as 'main' | 'exec' | 'all' | 'none';
+  // Values are only parsed here; what they must be, and which go together, the Supervisor's
+  // validate() says, in one place, with the flags' names.
+  if (v.type !== undefined) options.type = v.type as SupervisorOptions['type'];
+  if (v.restart !== undefined) options.restart = v.restart as SupervisorOptions['restart'];
+  if (v['notify-access'] !== undefined) options.notifyAccess = v['notify-access'] as SupervisorOptions['notifyAccess'];
   const timeoutStart = duration('timeout-start', v['timeout-start'] as string | undefined, true);
-  if (timeoutStart !== undefined) options.timeoutStartSec = Number.isFinite(timeoutStart) ? timeoutStart : 0;
+  if (timeoutStart !== undefined) options.timeoutStartMs = Number.isFinite(timeoutStart) ? timeoutStart : 0;
   const timeoutStop = duration('timeout-stop', v['timeout-stop'] as string | undefined, false);
-  if (timeoutStop !== undefined) options.timeoutStopSec = timeoutStop;
-  const restartSec = duration('restart-sec', v['restart-sec'] as string | undefined, false);
-  if (restartSec !== undefined) options.restartSec = restartSec;
+  if (timeoutStop !== undefined) options.timeoutStopMs = timeoutStop;
+  const restartMs = duration('restart-sec', v['restart-sec'] as string | undefined, false);
+  if (restartMs !== undefined) options.restartMs = restartMs;
   const startLimitInterval = duration('start-limit-interval', v['start-limit-interval'] as string | undefined, false);
-  if (startLimitInterval !== undefined) options.startLimitIntervalSec = startLimitInterval;
+  if (startLimitInterval !== undefined) options.startLimitIntervalMs = startLimitInterval;
   const startLimitBurst = countOption('start-limit-burst', v['start-limit-burst'] as string | undefined);
   if (startLimitBurst !== undefined) options.startLimitBurst = startLimitBurst;
   const watchdog = duration('watchdog', v.watchdog as string | undefined, false);
-  if (watchdog !== undefined) {
-    if (watchdog <= 0) throw new UsageError('--watchdog takes a time span above 0');
-    options.watchdogSec = watchdog;
-  }
+  if (watchdog !== undefined) options.watchdogMs = watchdog;
   const fdStore = countOption('fd-store', v['fd-store'] as string | undefined);
   if (fdStore !== undefined) options.fdStoreMax = fdStore;
   const maxConnections = countOption('max-connections', v['max-connections'] as string | undefined, 1);
@@ -167,15 +182,11 @@ export function runOptions(args: readonly string[]): { help: true } | { help: fa
   if (v.accept) options.accept = true;
   if (v.lazy) options.lazy = true;
   if (v.watch) options.watch = v.watch as string[];
-
-  if (options.accept && options.lazy) throw new UsageError('--accept and --lazy do not go together: with --accept every COMMAND starts on a connection');
-  if (options.accept && listen.length === 0) throw new UsageError('--accept needs a socket to accept on: add -l');
-  if (options.lazy && listen.length === 0) throw new UsageError('--lazy needs a socket to wait on: add -l');
-  const notStream = listen.find((s) => s.kind !== 'socket' || s.type === 'dgram');
-  if (options.accept && notStream) throw new UsageError(`--accept takes stream and seqpacket sockets only (as Accept=yes); ${JSON.stringify(notStream.text)} is not one`);
-  if (options.accept && options.fdStoreMax) throw new UsageError('--accept and --fd-store do not go together');
-  if (notifyAccess === 'none' && (type === 'notify' || options.watchdogSec !== undefined || options.fdStoreMax)) {
-    throw new UsageError('--notify-access none leaves no NOTIFY_SOCKET: --type notify, --watchdog and --fd-store need one');
+  try {
+    validate(options, listen, { name: (option) => FLAGS[option], duration: 'a time span' });
+  } catch (error) {
+    if (error instanceof TypeError) throw new UsageError(error.message);
+    throw error;
   }
   return { help: false, options, quiet: v.quiet === true, verbose: v.verbose === true };
 }
@@ -253,7 +264,7 @@ export async function run(args: readonly string[], stderr: (line: string) => voi
   );
   supervisor.on('change', ({ path }) => info(`${path} changed: restarting ${name}`));
   supervisor.on('idle', () => info(`${name} is not running; waiting for a change to start it again`));
-  supervisor.on('warning', (message) => stderr(`warning: ${message}`));
+  supervisor.on('warning', (error) => stderr(`warning: ${error.message}`));
 
   let firstSignalAt: number | undefined;
   const onSignal = (signal: NodeJS.Signals): void => {

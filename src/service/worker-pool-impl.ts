@@ -31,7 +31,7 @@ let core: Internals;
 function checkOptions(options: WorkerPoolOptions): void {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
   if (!Number.isInteger(options.size) || options.size < 1 || options.size > 1024) throw new TypeError('options.size must be a whole number from 1 to 1024');
-  for (const key of ['readyTimeoutMs', 'stopTimeoutMs', 'restartSec'] as const) {
+  for (const key of ['readyTimeoutMs', 'stopTimeoutMs', 'restartMs'] as const) {
     const v = options[key];
     const least = key === 'readyTimeoutMs' ? 1 : 0;
     if (v !== undefined && !(typeof v === 'number' && v >= least && v <= 0x7fffffff)) throw new TypeError(`options.${key} must be a number of milliseconds${least ? ' above 0' : ''}`);
@@ -169,7 +169,7 @@ export class WorkerPoolProcess extends events.EventEmitter<WorkerPoolEvents> {
       this.#restartTimers.delete(timer);
       if (this.#closing) return;
       this.#spawn(index).catch((error: Error) => this.#warn(error));
-    }, this.#options.restartSec ?? 100);
+    }, this.#options.restartMs ?? 100);
     this.#restartTimers.add(timer);
   }
 

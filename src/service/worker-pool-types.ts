@@ -20,7 +20,7 @@ export interface WorkerPoolOptions {
   /** How long after SIGTERM a worker may take to exit before SIGKILL (default 10000). */
   stopTimeoutMs?: number;
   /** How long to wait before starting again a worker that ended on its own (default 100). */
-  restartSec?: number;
+  restartMs?: number;
 }
 
 /** One worker of a {@link WorkerPool}. */

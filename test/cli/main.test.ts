@@ -120,12 +120,12 @@ describe('sd-activate (command line)', function () {
         args: ['app.js', '--port', '1'],
         type: 'notify',
         restart: 'always',
-        restartSec: 250,
+        restartMs: 250,
         startLimitBurst: 9,
-        startLimitIntervalSec: 60_000,
-        timeoutStartSec: 5000,
-        timeoutStopSec: 1000,
-        watchdogSec: 2000,
+        startLimitIntervalMs: 60_000,
+        timeoutStartMs: 5000,
+        timeoutStopMs: 1000,
+        watchdogMs: 2000,
         fdStoreMax: 3,
         notifyAccess: 'all',
       });
@@ -136,7 +136,7 @@ describe('sd-activate (command line)', function () {
 
     it('--timeout-start infinity waits for ever (0 to the supervisor)', () => {
       const parsed = runOptions(['--type', 'notify', '--timeout-start', 'infinity', '--', 'x']);
-      expect(!parsed.help && parsed.options.timeoutStartSec).to.equal(0);
+      expect(!parsed.help && parsed.options.timeoutStartMs).to.equal(0);
     });
 
     it('refuses combinations that mean nothing', () => {
@@ -147,6 +147,7 @@ describe('sd-activate (command line)', function () {
         [['--notify-access', 'none', '--type', 'notify', '--', 'x'], /leaves no NOTIFY_SOCKET/],
         [['--accept', '--fd-store', '1', '-l', '1', '--', 'x'], /--accept and --fd-store/],
         [['--type', 'forking', '--', 'x'], /--type takes simple or notify/],
+        [['--watchdog', '0', '--', 'x'], /--watchdog must be a time span above 0/],
         [['--fd-store=-1', '--', 'x'], /--fd-store takes a whole number/],
         [['--start-limit-burst', 'five', '--', 'x'], /--start-limit-burst takes a whole number/],
         [['--notify-access', 'control', '--', 'x'], /--notify-access takes main, exec, all or none/],

@@ -28,20 +28,20 @@ describe('Supervisor', function () {
     await Promise.all(running.splice(0).map((s) => s.stop()));
   });
   const make = (options: ConstructorParameters<typeof Supervisor>[0]): Supervisor => {
-    const s = new Supervisor({ stdio: 'ignore', timeoutStopSec: 3000, ...options });
+    const s = new Supervisor({ stdio: 'ignore', timeoutStopMs: 3000, ...options });
     running.push(s);
     return s;
   };
 
   it('validates its options with TypeErrors that name them', () => {
     expect(() => new Supervisor({} as never)).to.throw(TypeError, /options.command/);
-    expect(() => new Supervisor({ command: 'x', restart: 'sometimes' as never })).to.throw(TypeError, /options.restart must be one of no, on-success/);
-    expect(() => new Supervisor({ command: 'x', watchdogSec: 0 })).to.throw(TypeError, /watchdogSec must be a number of milliseconds above 0/);
-    expect(() => new Supervisor({ command: 'x', accept: true, listen: ['udp:127.0.0.1:0'] })).to.throw(TypeError, /accept needs stream or seqpacket/);
-    expect(() => new Supervisor({ command: 'x', lazy: true })).to.throw(TypeError, /lazy needs at least one socket/);
+    expect(() => new Supervisor({ command: 'x', restart: 'sometimes' as never })).to.throw(TypeError, /options.restart takes no, on-success/);
+    expect(() => new Supervisor({ command: 'x', watchdogMs: 0 })).to.throw(TypeError, /watchdogMs must be a number of milliseconds above 0/);
+    expect(() => new Supervisor({ command: 'x', accept: true, listen: ['udp:127.0.0.1:0'] })).to.throw(TypeError, /options.accept takes stream and seqpacket sockets only/);
+    expect(() => new Supervisor({ command: 'x', lazy: true })).to.throw(TypeError, /options.lazy needs a socket to wait on/);
     expect(() => new Supervisor({ command: 'x', startLimitBurst: 1.5 })).to.throw(TypeError, /options.startLimitBurst must be a whole number/);
-    expect(() => new Supervisor({ command: 'x', startLimitIntervalSec: -1 })).to.throw(TypeError, /startLimitIntervalSec must be a number of milliseconds/);
-    expect(() => new Supervisor({ command: 'x', notifyAccess: 'none', type: 'notify' })).to.throw(TypeError, /notifyAccess 'none' leaves no NOTIFY_SOCKET/);
+    expect(() => new Supervisor({ command: 'x', startLimitIntervalMs: -1 })).to.throw(TypeError, /startLimitIntervalMs must be a number of milliseconds/);
+    expect(() => new Supervisor({ command: 'x', notifyAccess: 'none', type: 'notify' })).to.throw(TypeError, /options.notifyAccess none leaves no NOTIFY_SOCKET/);
   });
 
   it('stop() before start() resolves, and a failed start() leaves nothing open', async () => {
@@ -87,7 +87,7 @@ describe('Supervisor', function () {
       const seen = events.find(([e]) => e === 'notify' || e === 'warning')!;
       if (notifyAccess !== 'all') {
         expect(seen[0]).to.equal('warning');
-        expect(seen[1]).to.match(new RegExp(`^ignored a notify message from pid \\d+, not the service's main process \\(NotifyAccess=${notifyAccess}\\): "STATUS=from a child"$`));
+        expect((seen[1] as Error).message).to.match(new RegExp(`^ignored a notify message from pid \\d+, not the service's main process \\(NotifyAccess=${notifyAccess}\\): "STATUS=from a child"$`));
       } else {
         expect(seen[0]).to.equal('notify');
       }
@@ -108,9 +108,9 @@ describe('Supervisor', function () {
     });
     await s.start();
     const deadline = Date.now() + 8000;
-    const done = (): boolean => out.includes('\n') && events.some(([e, m]) => e === 'warning' && /extra notification/.test(String(m)));
+    const done = (): boolean => out.includes('\n') && events.some(([e, m]) => e === 'warning' && /extra notification/.test((m as Error).message));
     while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    const warnings = events.filter(([e]) => e === 'warning').map(([, m]) => String(m));
+    const warnings = events.filter(([e]) => e === 'warning').map(([, m]) => (m as Error).message);
     expect(warnings).to.have.length(1);
     expect(warnings[0]).to.match(/^extra notification messages sent with BARRIER=1, ignoring everything: /);
     expect(events.some(([e]) => e === 'notify')).to.equal(false);
@@ -134,7 +134,7 @@ describe('Supervisor', function () {
   });
 
   it('lazy, without a start limit: the trigger limit (20 in 2 s) ends the loop', async () => {
-    const s = make({ command: 'true', listen: ['tcp:127.0.0.1:0'], lazy: true, startLimitIntervalSec: 0 });
+    const s = make({ command: 'true', listen: ['tcp:127.0.0.1:0'], lazy: true, startLimitIntervalMs: 0 });
     await s.start();
     const client = net.connect(portOf(s), '127.0.0.1');
     client.on('error', () => undefined);

@@ -1,0 +1,90 @@
+/*
+ * What one notify message does to a service, as systemd's manager_dispatch_notify_fd() and
+ * service_notify_message() do it: a barrier answered whoever sent it; anything else only from a
+ * process NotifyAccess= allows; FDSTORE=1/FDSTOREREMOVE=1, MAINPID=, EXTEND_TIMEOUT_USEC=,
+ * WATCHDOG_USEC=, READY=1, WATCHDOG=1 and WATCHDOG=trigger acted on; every fd not kept, closed.
+ */
+import { randomBytes } from 'node:crypto';
+import { native } from '../native/addon.js';
+import { NotifyReceiver, type NotifyMessage } from '../shared/notify-receiver.js';
+import type { FdStore } from './fd-store.js';
+import type { ServiceInstance } from './instance.js';
+import type { NotifyAccess, SupervisorEvents } from './supervisor-options.js';
+
+/** What a message can act on. */
+export interface NotifyTarget {
+  /** The instance whose messages `pid`'s count as, under NotifyAccess=; undefined when none. */
+  instanceOf(pid: number): ServiceInstance | undefined;
+  readonly store: FdStore;
+  readonly notifyAccess: NotifyAccess;
+  emit<K extends keyof SupervisorEvents>(event: K, ...args: SupervisorEvents[K]): boolean;
+}
+
+function closeAll(fds: readonly number[]): void {
+  for (const fd of fds) {
+    try {
+      native().close(fd);
+    } catch {
+      // already closed
+    }
+  }
+}
+
+/** Acts on one message; its fds end up stored or closed. */
+export function dispatchNotify(message: NotifyMessage, target: NotifyTarget): void {
+  const fds = [...message.fds];
+  const warn = (text: string): void => void target.emit('warning', new Error(text));
+  // A barrier is answered before the sender's unit is looked for, whoever sent it: its fds are
+  // closed and nothing else in the message is used (manager_process_barrier_fd() in systemd's
+  // manager.c). An old process of an upgrade waits on one after MAINPID= moved away from it.
+  const tags = message.text.split('\n');
+  if (tags.at(-1) === '') tags.pop();
+  if (tags.includes('BARRIER=1')) {
+    if (tags.length !== 1) warn(`extra notification messages sent with BARRIER=1, ignoring everything: ${JSON.stringify(message.text)}`);
+    else if (fds.length !== 1) warn(`got ${fds.length} fds with BARRIER=1 (it takes one), closing them`);
+    closeAll(fds);
+    return;
+  }
+  const instance = target.instanceOf(message.pid);
+  if (!instance) {
+    warn(`ignored a notify message from pid ${message.pid}, not the service's main process (NotifyAccess=${target.notifyAccess}): ${JSON.stringify(message.text)}`);
+    closeAll(fds);
+    return;
+  }
+  const fields = message.fields;
+  if (fields.get('FDSTORE') === '1' && fds.length > 0) target.store.store(fds.splice(0), fields.get('FDNAME'), fields.get('FDPOLL') !== '0');
+  if (fields.get('FDSTOREREMOVE') === '1') target.store.remove(fields.get('FDNAME'));
+  // Every other fd (BARRIER=1's pipe among them) is closed, as systemd closes what it does not keep.
+  closeAll(fds);
+  target.emit('notify', { pid: message.pid, message });
+  const mainpid = fields.get('MAINPID');
+  if (mainpid !== undefined) {
+    const to = Number(mainpid);
+    if (!/^[1-9]\d*$/.test(mainpid)) {
+      warn(`ignored MAINPID=${mainpid}: not a pid`);
+    } else if (to !== instance.mainPid) {
+      const from = instance.mainPid;
+      instance.mainPid = to;
+      target.emit('mainpid', { from, to });
+    }
+  }
+  const extend = fields.get('EXTEND_TIMEOUT_USEC');
+  if (extend !== undefined && /^\d+$/.test(extend)) instance.extendTimeouts(Number(extend) / 1000);
+  const watchdogUsec = fields.get('WATCHDOG_USEC');
+  if (watchdogUsec !== undefined && /^[1-9]\d*$/.test(watchdogUsec)) {
+    instance.watchdogMs = Number(watchdogUsec) / 1000;
+    if (instance.ready) instance.armWatchdog();
+  }
+  if (fields.get('READY') === '1') instance.becomeReady();
+  const watchdog = fields.get('WATCHDOG');
+  if (watchdog === '1' && instance.ready) instance.armWatchdog();
+  if (watchdog === 'trigger') instance.watchdogExpired();
+}
+
+/** The NOTIFY_SOCKET of a service: every message it receives is dispatched to `target`. */
+export function openNotifySocket(target: NotifyTarget): NotifyReceiver {
+  const receiver = new NotifyReceiver(`@sd-activate/${process.pid}/${randomBytes(6).toString('hex')}`);
+  receiver.on('message', (message) => dispatchNotify(message, target));
+  receiver.on('error', (error) => target.emit('warning', new Error(`notify socket: ${error.message}`, { cause: error })));
+  return receiver;
+}
