@@ -3,6 +3,7 @@
  * Pure: text in, a description out, no I/O. Opening what it describes is src/manager/listeners.ts's job.
  */
 import { SystemdError } from '../core/errors.js';
+import { FDNAME_MAX, isValidFdName } from '../core/fd-name.js';
 import { parseIPv4, parseIPv6, type BindAddress } from '../core/sockaddr.js';
 
 interface SpecCommon {
@@ -73,9 +74,6 @@ export interface ListenDefaults {
   mode?: number;
 }
 
-/** The longest fd name systemd accepts (FDNAME_MAX in fdname_is_valid()). */
-const FDNAME_MAX = 255;
-
 const OPTION_KEYS = ['backlog', 'ipv6-only', 'reuse-port', 'mode', 'maxmsg', 'msgsize'] as const;
 type OptionKey = (typeof OPTION_KEYS)[number];
 
@@ -83,12 +81,9 @@ function invalid(text: string, reason: string): SystemdError {
   return new SystemdError('ERR_SD_LISTEN_SPEC_INVALID', `bad --listen ${JSON.stringify(text)}: ${reason}`);
 }
 
-/**
- * systemd's fdname_is_valid(): printable ASCII but ':', which separates LISTEN_FDNAMES. `,` and `=`
- * are refused here too, since they separate the parts of a `--listen` argument.
- */
-export function isValidFdName(name: string): boolean {
-  return name.length > 0 && name.length <= FDNAME_MAX && /^[\x20-\x7e]+$/.test(name) && !/[:,=]/.test(name);
+/** An fd name (core/fd-name.ts) without `,` and `=`, which separate the parts of a `--listen` argument. */
+export function isValidSpecName(name: string): boolean {
+  return isValidFdName(name) && !/[,=]/.test(name);
 }
 
 function parsePort(text: string, port: string): number {
@@ -226,7 +221,7 @@ export function parseListenSpec(text: string, defaults: ListenDefaults = {}): Li
   if (eq !== -1 && !/[:/@[,]/.test(text.slice(0, eq))) {
     name = text.slice(0, eq);
     body = text.slice(eq + 1);
-    if (!isValidFdName(name)) {
+    if (!isValidSpecName(name)) {
       throw invalid(text, `fd name ${JSON.stringify(name)} is not valid: 1 to ${FDNAME_MAX} printable ASCII characters, no ':', ',' or '='`);
     }
     if (body.length === 0) throw invalid(text, `nothing to listen on after "${name}="`);

@@ -1,3 +1,4 @@
+import { checkFdName, isValidFdName } from '../core/fd-name.js';
 import { addOpenedFds, claimName, claimedNames, heldFds, ListenFd, releaseFd } from './activation.js';
 import { handoverPending, whenMain } from './handover.js';
 import { native } from '../native/addon.js';
@@ -14,13 +15,6 @@ import { toFdInfo, type FdInfo } from '../core/socket-info.js';
 export interface OpenStoredSocketOptions {
   /** Put the sockets it opens in the fd store (default true). Inherited ones are never stored again. */
   store?: boolean;
-}
-
-/** systemd's fdname_is_valid(), less the empty name (see notify.fdStore). */
-function checkFdName(name: unknown): asserts name is string {
-  if (typeof name !== 'string' || !/^[\x20-\x39\x3b-\x7e]{1,255}$/.test(name)) {
-    throw new TypeError(`name must be 1 to 255 printable ASCII characters without ':' (an FDNAME=), got ${JSON.stringify(name)}`);
-  }
 }
 
 const TYPES = { stream: 'stream', dgram: 'dgram', seqpacket: 'seqpacket' } as const;
@@ -102,7 +96,7 @@ export function openStoredSocket(
   description: SocketDescription | readonly SocketDescription[],
   options: OpenStoredSocketOptions = {},
 ): ListenFd[] {
-  checkFdName(name);
+  checkFdName(name, 'name');
   const descriptions: readonly SocketDescription[] = Array.isArray(description) ? description : [description as SocketDescription];
   if (descriptions.length === 0) throw new TypeError('openStoredSocket() needs at least one socket description');
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
@@ -185,7 +179,7 @@ export function fdStoreRemoveUnused(options: FdStoreRemoveUnusedOptions = {}): s
   }
   for (const name of removed) {
     // systemd takes any name but refuses to send an invalid one; "unknown" and "stored" are valid.
-    if (/^[\x20-\x39\x3b-\x7e]{1,255}$/.test(name)) whenMain(() => notify.fdStoreRemove(name));
+    if (isValidFdName(name)) whenMain(() => notify.fdStoreRemove(name));
   }
   return removed;
 }

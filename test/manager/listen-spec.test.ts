@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { describeSpec, isValidFdName, parseListenSpec, parseMode, type ListenSpec } from '../../src/manager/listen-spec.js';
+import { describeSpec, isValidSpecName, parseListenSpec, parseMode, type ListenSpec } from '../../src/manager/listen-spec.js';
 import { formatDuration, parseTimespan } from '../../src/cli/timespan.js';
 import { SystemdError } from '../../src/core/errors.js';
 
@@ -116,11 +116,11 @@ describe('cli/listen-spec', () => {
       expect(parse('unix:/run/a=b.sock')).to.deep.include({ name: 'unknown', address: { family: 'unix', path: '/run/a=b.sock' } });
     });
 
-    it('isValidFdName follows fdname_is_valid(), and refuses the separators of --listen', () => {
-      expect(isValidFdName('web')).to.equal(true);
-      expect(isValidFdName('x'.repeat(255))).to.equal(true);
-      expect(isValidFdName('x'.repeat(256))).to.equal(false);
-      for (const bad of ['', 'a:b', 'a,b', 'a=b', 'tab\there', 'é']) expect(isValidFdName(bad), JSON.stringify(bad)).to.equal(false);
+    it('isValidSpecName follows fdname_is_valid(), and refuses the separators of --listen', () => {
+      expect(isValidSpecName('web')).to.equal(true);
+      expect(isValidSpecName('x'.repeat(255))).to.equal(true);
+      expect(isValidSpecName('x'.repeat(256))).to.equal(false);
+      for (const bad of ['', 'a:b', 'a,b', 'a=b', 'tab\there', 'é']) expect(isValidSpecName(bad), JSON.stringify(bad)).to.equal(false);
     });
   });
 
