@@ -6,7 +6,7 @@
  * @module
  */
 import type { RemoteInfo, Socket, SocketOptions } from 'node:dgram';
-import { ListenFd, systemdFds, type FallbackListenOptions } from '../src/index.js';
+import { ListenFd, systemdFds } from '../src/index.js';
 import { checkDatagram, type AdapterOptions } from './targets.js';
 
 // Not an ES import: that builds the built-in's namespace, start-up time (see src/core/builtins.ts).
@@ -52,11 +52,10 @@ export async function bind(name: string, options: DgramBindOptions = {}): Promis
   if (options.onMessage !== undefined && typeof options.onMessage !== 'function') throw new TypeError('options.onMessage must be a function');
   const targets = systemdFds(name, options.fallback);
   const plan = targets.map((target) => {
-    if (target instanceof ListenFd) return { type: checkDatagram(target, 'sd-activate/dgram'), bindTo: { fd: target.fd } };
-    const fallback = target as FallbackListenOptions;
-    if ('path' in fallback) throw new TypeError(`fallback for the UDP socket "${name}" must be a port or { host, port }, not a path`);
-    const type = fallback.host !== undefined && isIPv6(fallback.host) ? ('udp6' as const) : ('udp4' as const);
-    return { type, bindTo: fallback.host === undefined ? { port: fallback.port } : { port: fallback.port, address: fallback.host } };
+    // A ListenFd is bind options itself ({ fd }); a fallback is too ({ port, address }).
+    if (target instanceof ListenFd) return { type: checkDatagram(target, 'sd-activate/dgram'), bindTo: target };
+    if ('path' in target) throw new TypeError(`fallback for the UDP socket "${name}" must be a port or { host, port }, not a path`);
+    return { type: target.address !== undefined && isIPv6(target.address) ? ('udp6' as const) : ('udp4' as const), bindTo: target };
   });
   const sockets: Socket[] = [];
   try {

@@ -36,13 +36,13 @@ export interface ExpressListenOptions extends AdapterOptions {
  * @example
  * ```js
  * const app = express();
- * await listen(app, 'http', { fallback: 3000, notify: { status: 'Serving' } });
+ * await listen('http', app, { fallback: 3000, notify: { status: 'Serving' } });
  * ```
  * @throws SystemdError `ERR_SD_FD_UNSUITABLE` for an fd that is not a listening stream socket,
  *   and the errors of systemdFds()
  * @see https://www.freedesktop.org/software/systemd/man/latest/sd_listen_fds.html
  */
-export async function listen(app: http.RequestListener, name: string, options: ExpressListenOptions = {}): Promise<Array<http.Server | https.Server>> {
+export async function listen(name: string, app: http.RequestListener, options: ExpressListenOptions = {}): Promise<Array<http.Server | https.Server>> {
   if (typeof app !== 'function') throw new TypeError('app must be an Express application (a request listener)');
   const targets = streamTargets(name, 'sd-activate/express', options);
   const servers = await listenAll<http.Server | https.Server>(targets, () =>

@@ -55,7 +55,7 @@ function formatAddress(server: Server, target: ListenTarget): string {
  *   and the errors of systemdFds()
  * @see https://www.freedesktop.org/software/systemd/man/latest/sd_listen_fds.html
  */
-export async function listen(fastify: FastifyInstance, name: string, options: FastifyListenOptions = {}): Promise<string[]> {
+export async function listen(name: string, fastify: FastifyInstance, options: FastifyListenOptions = {}): Promise<string[]> {
   const targets = streamTargets(name, 'sd-activate/fastify', options);
   const [first, ...rest] = targets as [ListenTarget, ...ListenTarget[]];
   const mainIsPlainHttp = (): boolean => fastify.server instanceof HttpServer && !('setSecureContext' in fastify.server);

@@ -95,7 +95,8 @@ export function listenOn<S extends Server>(server: S, target: ListenTarget): Pro
     };
     server.once('error', onError);
     server.once('listening', onListening);
-    server.listen(target instanceof ListenFd ? { fd: target.fd } : target);
+    // A ListenFd is listen options itself ({ fd }); a fallback is too.
+    server.listen(target);
   });
 }
 

@@ -47,7 +47,7 @@ export {
   type Watchdog,
   type WatchdogEnabledOptions,
 } from './service/watchdog.js';
-export { extendTimeoutWhile, lifecycle, type Closable, type Lifecycle, type LifecycleOptions } from './service/lifecycle.js';
+export { extendTimeoutWhile, lifecycle, type Closable, type Lifecycle, type LifecycleOptions, type StopOptions } from './service/lifecycle.js';
 export { fdStoreRemoveUnused, openStoredSocket, type FdStoreRemoveUnusedOptions, type OpenStoredSocketOptions } from './service/fd-store.js';
 export { closeFd, openSocket, type SocketDescription } from './shared/open-socket.js';
 export { type BindAddress } from './core/sockaddr.js';

@@ -5,5 +5,5 @@ import { listen } from 'sd-activate/fastify';
 const fastify = Fastify();
 fastify.get('/', async () => ({ hello: 'fastify', pid: process.pid }));
 
-const addresses = await listen(fastify, 'web', { fallback: { host: '127.0.0.1', port: 3001 } });
+const addresses = await listen('web', fastify, { fallback: { host: '127.0.0.1', port: 3001 } });
 console.log('listening on', addresses.join(', '));

@@ -127,11 +127,16 @@ export function safeAtou64(s: string): bigint | ParseFailure {
  * The general cases of safeAtou64() and safeAtoi() live in functions of their own: V8 compiles a
  * function, all of it, on its first call, and a service reading what systemd wrote never needs them.
  */
-function scanAtou64(s: string): bigint | ParseFailure {
+/** What strtol(3) and strtoull(3) share: leading white space skipped, the base's prefix read, the digits scanned. */
+function scanFrom(s: string): { mangled: string; scan: StrtoScan } {
   let i = 0;
   while (i < s.length && WHITESPACE.includes(s[i]!)) i++;
   const [mangled, base] = mangleBase(s.slice(i));
-  const scan = strtoScan(mangled, base);
+  return { mangled, scan: strtoScan(mangled, base) };
+}
+
+function scanAtou64(s: string): bigint | ParseFailure {
+  const { mangled, scan } = scanFrom(s);
   // strtoull overflows on the magnitude, whatever the sign.
   const errno = strtoErrno(scan, scan.magnitude > U64_MAX);
   if (errno !== 0) return { errno };
@@ -154,10 +159,7 @@ export function safeAtoi(s: string): number | ParseFailure {
 }
 
 function scanAtoi(s: string): number | ParseFailure {
-  let i = 0;
-  while (i < s.length && WHITESPACE.includes(s[i]!)) i++;
-  const [mangled, base] = mangleBase(s.slice(i));
-  const scan = strtoScan(mangled, base);
+  const { scan } = scanFrom(s);
   // strtol overflows (errno ERANGE) past LONG_MAX, or past -LONG_MIN for a negative number.
   const errno = strtoErrno(scan, scan.magnitude > (scan.negative ? LONG_MAX + 1n : LONG_MAX));
   if (errno !== 0) return { errno };

@@ -130,8 +130,12 @@ export function isActivated(): boolean {
  */
 export type ListenFallback = number | string | { host?: string; port: number } | { path: string };
 
-/** Listen options built from a {@link ListenFallback}: what `server.listen()` takes. */
-export type FallbackListenOptions = { port: number; host?: string } | { path: string };
+/**
+ * Options built from a {@link ListenFallback}, for streams and datagrams alike: `server.listen()`
+ * reads `host`, `socket.bind()` of node:dgram reads `address`, and both read `port` (or `path`,
+ * for a unix stream socket). A host is set under both names.
+ */
+export type FallbackListenOptions = { port: number; host?: string; address?: string } | { path: string };
 
 function fallbackOptions(name: string, fallback: ListenFallback | undefined): FallbackListenOptions {
   if (fallback === undefined) {
@@ -154,7 +158,7 @@ function fallbackOptions(name: string, fallback: ListenFallback | undefined): Fa
   if (typeof fallback === 'object' && fallback !== null) {
     if ('path' in fallback && typeof fallback.path === 'string') return { path: fallback.path };
     if ('port' in fallback && typeof fallback.port === 'number') {
-      return fallback.host === undefined ? { port: fallback.port } : { host: fallback.host, port: fallback.port };
+      return fallback.host === undefined ? { port: fallback.port } : { host: fallback.host, address: fallback.host, port: fallback.port };
     }
   }
   throw new TypeError(`fallback must be a port, a unix socket path, { host, port } or { path }, got ${util.inspect(fallback)}`);

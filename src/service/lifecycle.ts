@@ -1,29 +1,20 @@
 import { Drain, waitListening, type Closable } from './drain.js';
 import { notify } from './notify.js';
-import { runStop } from './stop.js';
+import { runStop, type StopOptions } from './stop.js';
 
 export type { Closable } from './drain.js';
+export type { StopOptions } from './stop.js';
 
-/** Options of {@link lifecycle}. */
-export interface LifecycleOptions {
+/** Options of {@link lifecycle}, besides how it stops (see {@link StopOptions}). */
+export interface LifecycleOptions extends StopOptions {
   /** What to stop on a stop signal: servers stop accepting, in-flight requests may finish. */
   servers?: readonly Closable[];
   /** STATUS= sent with READY=1 (and again after each reload). */
   status?: string;
-  /** How long in-flight requests may take after a stop signal before connections are cut, in ms (default 10000). */
-  stopTimeoutMs?: number;
   /** Runs between RELOADING=1 and READY=1 when the reload signal arrives. */
   reload?: () => unknown;
   /** The signal that reloads (default 'SIGHUP', as `systemctl reload` sends for Type=notify-reload); null for none. */
   reloadSignal?: NodeJS.Signals | null;
-  /** The signals that stop (default SIGTERM, which systemd sends, and SIGINT, for a terminal). */
-  stopSignals?: readonly NodeJS.Signals[];
-  /** Runs after the servers are closed, before the exit: flush logs, close databases. */
-  onStop?: () => unknown;
-  /** The handle startWatchdog() returned: stopped last, once everything else is done. */
-  watchdog?: { stop(): void };
-  /** Exit the process once stopped (default true; exit code 0, or 1 when onStop threw). */
-  exit?: boolean;
 }
 
 /** A running lifecycle: what it does on signals, callable directly too. */

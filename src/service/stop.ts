@@ -7,6 +7,27 @@
  */
 import type { Drain } from './drain.js';
 
+/**
+ * How a service stops, the options lifecycle() and upgrader() share. Durations are in milliseconds.
+ *
+ * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.kill.html
+ */
+export interface StopOptions {
+  /** How long in-flight work may take after a stop signal (or an upgrade's hand-over) before connections are cut (default 10000). */
+  stopTimeoutMs?: number;
+  /** The signals that stop (default SIGTERM, which systemd sends, and SIGINT, for a terminal). */
+  stopSignals?: readonly NodeJS.Signals[];
+  /** Runs once the servers are closed, before the exit: flush logs, close databases. A throw makes the exit status 1. */
+  onStop?: () => unknown;
+  /**
+   * The handle startWatchdog() returned: stopped last on a stop, as systemd applies the watchdog
+   * until the process is gone (and at an upgrade's hand-over, when the new process pings instead).
+   */
+  watchdog?: { stop(): void };
+  /** Exit the process once stopped (default true; exit status 0, or 1 when onStop threw). */
+  exit?: boolean;
+}
+
 /** The steps of a stop, in the order {@link runStop} takes them. @internal */
 export interface StopSteps {
   /**

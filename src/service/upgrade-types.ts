@@ -2,13 +2,14 @@
 import type { EventEmitter } from 'node:events';
 import type { SystemdError } from '../core/errors.js';
 import type { Closable } from './drain.js';
+import type { StopOptions } from './stop.js';
 
 /**
- * Options of {@link upgrader}. Durations are in milliseconds.
+ * Options of {@link upgrader}, besides how it stops (see {@link StopOptions}). Durations are in milliseconds.
  *
  * @see https://www.freedesktop.org/software/systemd/man/latest/sd_notify.html#MAINPID=%E2%80%A6
  */
-export interface UpgraderOptions {
+export interface UpgraderOptions extends StopOptions {
   /**
    * What this process serves: net/http/https servers and dgram sockets from the adapters, a
    * worker pool, or anything with a close() (callback or promise). They stop accepting (and
@@ -36,18 +37,8 @@ export interface UpgraderOptions {
   env?: NodeJS.ProcessEnv;
   /** How long the new process may take to be ready before it is killed and this one serves on (default 30000). */
   readyTimeoutMs?: number;
-  /** How long in-flight work may take after the hand-over or a stop signal before connections are cut (default 10000). */
-  stopTimeoutMs?: number;
   /** The signal that starts an upgrade (default 'SIGHUP', what `ExecReload=kill -HUP $MAINPID` and Type=notify-reload send); null for none. */
   upgradeSignal?: NodeJS.Signals | null;
-  /** The signals that stop (default SIGTERM, which systemd sends, and SIGINT, for a terminal). */
-  stopSignals?: readonly NodeJS.Signals[];
-  /** Runs once the servers are closed, before the exit, on a stop and after a hand-over alike. */
-  onStop?: () => unknown;
-  /** The handle startWatchdog() returned: stopped at the hand-over (the new process pings from then on) or last on a stop. */
-  watchdog?: { stop(): void };
-  /** Exit the process once stopped or handed over (default true). */
-  exit?: boolean;
 }
 
 /** How an upgrade ended. */

@@ -1,10 +1,12 @@
 import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { outputOf, spawnActivated } from '../support/activated-child.js';
 import { SocketSet } from '../support/sockets.js';
 
 const PROBE = fileURLToPath(new URL('../fixtures/activation-probe.js', import.meta.url));
+const INDEX = fileURLToPath(new URL('../../src/index.js', import.meta.url));
 
 interface Probe {
   fds: number[];
@@ -144,7 +146,7 @@ describe('activation: listenFds(), systemdFd(), systemdFds()', () => {
     for (const [fallback, expected] of [
       [8080, { port: 8080 }],
       ['/run/app.sock', { path: '/run/app.sock' }],
-      [{ host: '::1', port: 81 }, { host: '::1', port: 81 }],
+      [{ host: '::1', port: 81 }, { host: '::1', address: '::1', port: 81 }],
       [{ path: '/x.sock' }, { path: '/x.sock' }],
     ] as const) {
       it(`returns listen options for the fallback ${JSON.stringify(fallback)} when not activated`, async () => {
@@ -152,6 +154,17 @@ describe('activation: listenFds(), systemdFd(), systemdFds()', () => {
         expect(out.ok).to.deep.equal(expected);
       });
     }
+
+    it('a { host, port } fallback binds a datagram socket to that host too, not to every address', () => {
+      const script =
+        `import dgram from 'node:dgram'; import { systemdFd } from ${JSON.stringify(INDEX)};` +
+        `const s = dgram.createSocket('udp4'); s.bind(systemdFd('dns', { host: '127.0.0.1', port: 0 }), () => { console.log(s.address().address); s.close(); });`;
+      const env = { ...process.env };
+      for (const name of ['LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES']) delete env[name];
+      const out = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env, encoding: 'utf8' });
+      expect(out.stderr).to.equal('');
+      expect(out.stdout).to.equal('127.0.0.1\n');
+    });
 
     it('without a fallback, says how to run it activated, and why it was not', async () => {
       const out = await probe({ fds: [], listenPid: '1', env: { LISTEN_FDS: '1' }, args: ['fd', 'http'] });
