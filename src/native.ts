@@ -153,15 +153,14 @@ function ownUrl(): string {
 }
 
 /**
- * The package root: two directories above this file (dist/pkg/index.js once bundled, or
- * dist/src/native.js). A file: URL on Linux is the path, percent-encoded; decoded by hand,
- * because the first URL object and fileURLToPath() cost a service a quarter of a millisecond of
- * start-up. Node's own loader makes these URLs: no host, no query, no fragment.
+ * The package root: the directory that holds dist/, whichever file of it this is (dist/pkg/index.js,
+ * dist/pkg/cli/main.js, dist/src/native.js). A file: URL on Linux is the path, percent-encoded;
+ * decoded by hand, because the first URL object and fileURLToPath() cost a service a quarter of a
+ * millisecond of start-up. Node's own loader makes these URLs: no host, no query, no fragment.
  */
 function packageRoot(moduleUrl: string): string {
-  if (!moduleUrl.startsWith('file:///')) return url.fileURLToPath(new URL('../..', moduleUrl)).replace(/\/$/, '');
-  const path = decodeURIComponent(moduleUrl.slice('file://'.length));
-  return path.slice(0, path.lastIndexOf('/', path.lastIndexOf('/', path.lastIndexOf('/') - 1) - 1));
+  const path = moduleUrl.startsWith('file:///') ? decodeURIComponent(moduleUrl.slice('file://'.length)) : url.fileURLToPath(moduleUrl);
+  return path.slice(0, path.lastIndexOf('/dist/'));
 }
 
 /**
