@@ -7,6 +7,7 @@
  */
 import type { RemoteInfo, Socket, SocketOptions } from 'node:dgram';
 import { ListenFd, systemdFds, type FallbackListenOptions } from '../src/index.js';
+import { bindThroughHandle, cannotBindFd } from './deno.js';
 import { checkDatagram, type AdapterOptions } from './targets.js';
 
 // Not an ES import: that builds the built-in's namespace, start-up time (see src/builtins.ts).
@@ -24,14 +25,17 @@ export interface DgramBindOptions extends AdapterOptions {
   socket?: Omit<SocketOptions, 'type'>;
 }
 
-function bindOne(socket: Socket, options: Parameters<Socket['bind']>[0]): Promise<Socket> {
+function bindOne(socket: Socket, target: ListenFd | { port: number; address?: string }): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const onError = (error: Error): void => reject(error);
     socket.once('error', onError);
-    socket.bind(options, () => {
+    const onBound = (): void => {
       socket.off('error', onError);
       resolve(socket);
-    });
+    };
+    if (!(target instanceof ListenFd)) socket.bind(target, onBound);
+    else if (cannotBindFd()) bindThroughHandle(socket, target, onBound);
+    else socket.bind({ fd: target.fd }, onBound);
   });
 }
 
@@ -52,7 +56,7 @@ export async function bind(name: string, options: DgramBindOptions = {}): Promis
   if (options.onMessage !== undefined && typeof options.onMessage !== 'function') throw new TypeError('options.onMessage must be a function');
   const targets = systemdFds(name, options.fallback);
   const plan = targets.map((target) => {
-    if (target instanceof ListenFd) return { type: checkDatagram(target, 'sd-activate/dgram'), bindTo: { fd: target.fd } };
+    if (target instanceof ListenFd) return { type: checkDatagram(target, 'sd-activate/dgram'), bindTo: target };
     const fallback = target as FallbackListenOptions;
     if ('path' in fallback) throw new TypeError(`fallback for the UDP socket "${name}" must be a port or { host, port }, not a path`);
     const type = fallback.host !== undefined && isIPv6(fallback.host) ? ('udp6' as const) : ('udp4' as const);

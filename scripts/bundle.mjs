@@ -60,7 +60,7 @@ const lazy = await build({ ...common, outdir: 'dist/pkg', entryPoints: Object.fr
 // A module in both would be two copies of its state (the inherited fds, the notify socket) in one
 // process. These may be copied: constants and Node's built-in modules; errors.js (every copy of
 // SystemdError passes instanceof); native.js (its copies share one loaded addon per install);
-// sockaddr.js (pure encoding and decoding); listening.js (one stateless function); notify-receiver.js (only the worker pool uses it:
+// sockaddr.js (pure encoding and decoding); listening.js (one stateless function); runtime.js (stateless checks); notify-receiver.js (only the worker pool uses it:
 // kept out of the index, which every service compiles at start-up).
 const shareable = new Set([
   'dist/src/variables.js',
@@ -70,6 +70,7 @@ const shareable = new Set([
   'dist/src/sockaddr.js',
   'dist/src/listening.js',
   'dist/src/notify-receiver.js',
+  'dist/src/runtime.js',
 ]);
 const inIndex = new Set(Object.keys(main.metafile.inputs));
 const shared = Object.keys(lazy.metafile.inputs).filter((input) => inIndex.has(input) && !shareable.has(input));

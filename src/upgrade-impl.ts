@@ -7,6 +7,7 @@ import type { Internals } from './internals.js';
 import type { Closable } from './lifecycle.js';
 import { waitListening } from './listening.js';
 import type { UpgradeResult, UpgraderEvents, UpgraderOptions } from './upgrade.js';
+import { ownArguments, unsupportedOnBun } from './runtime.js';
 import { LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE, MANAGER_VARIABLES, UPGRADE_FD_VARIABLE, UPGRADE_PID_VARIABLE, WORKER_VARIABLE } from './variables.js';
 
 /*
@@ -32,6 +33,11 @@ import { LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE, MANAGER_VARIABLES, UPGRADE
  */
 
 /** What a Type=notify service is told that it must not pass on to a process it starts, and this module's own. */
+/** Why an upgrade cannot work on Bun (its new process cannot talk to the old one). */
+const BUN_CANNOT_UPGRADE =
+  "its net.Socket cannot use an inherited connected socket (new net.Socket({ fd }) is closed at once, Bun 1.4.5), and the new process reports READY=1 over one; " +
+  'the old process serves on. Restart the service instead (its sockets wait in the fd store or the .socket unit)';
+
 const INHERITED_VARIABLES = [...MANAGER_VARIABLES, UPGRADE_FD_VARIABLE, UPGRADE_PID_VARIABLE, LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE];
 
 /** The rest of the library, as upgrader() hands it over (see internals.ts). */
@@ -230,6 +236,11 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
   }
 
   async #upgrade(): Promise<UpgradeResult> {
+    const unsupported = unsupportedOnBun('an upgrade', BUN_CANNOT_UPGRADE);
+    if (unsupported) {
+      this.#failed(undefined, unsupported);
+      return { upgraded: false, pid: undefined, error: unsupported };
+    }
     if (this.#notifySocket === undefined && process.env.INVOCATION_ID !== undefined) {
       // Run by systemd without a NOTIFY_SOCKET: MAINPID= cannot be sent, and this process's exit
       // would end the service, the new process with it.
@@ -336,7 +347,7 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
     const { fds, env, key } = this.#plan();
     const channelFd = 3 + fds.length;
     const command = this.#options.command ?? process.execPath;
-    const args = this.#options.args ?? [...process.execArgv, ...process.argv.slice(1)];
+    const args = this.#options.args ?? ownArguments('the upgrade');
     const pidVariables = [UPGRADE_PID_VARIABLE, ...(fds.length > 0 ? ['LISTEN_PID'] : []), ...(env.WATCHDOG_USEC !== undefined ? ['WATCHDOG_PID'] : [])];
     // Node has no fork: the shell learns the new process's pid ($$) and exec keeps it. `read`
     // takes the line byte by byte, so nothing meant for the program is consumed.
@@ -397,6 +408,7 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
 
   async #prepare(): Promise<void> {
     if (this.#role !== 'main' || this.#launcher || this.#upgrading || process.env[WORKER_VARIABLE] !== undefined) return;
+    if (process.versions.bun !== undefined) return;
     const { spawn } = await import('node:child_process');
     if (this.#role !== 'main' || this.#launcher || this.#upgrading) return;
     let launched: Launched;

@@ -1,3 +1,4 @@
+import { ownArguments } from './runtime.js';
 import type { ChildProcess } from 'node:child_process';
 import { events } from './builtins.js';
 import type { Internals } from './internals.js';
@@ -112,7 +113,7 @@ export class WorkerPoolProcess extends events.EventEmitter<WorkerPoolEvents> {
     // however it went, and stops (upgrader() watches it). Not one of LISTEN_FDS.
     env[LIFELINE_FD_VARIABLE] = String(3 + this.#fds.length);
     const command = this.#options.command ?? process.execPath;
-    const args = this.#options.args ?? [...process.execArgv, ...process.argv.slice(1)];
+    const args = this.#options.args ?? ownArguments('a worker pool');
     const script = `LISTEN_PID=$$; ${LIFELINE_PID_VARIABLE}=$$; export LISTEN_PID ${LIFELINE_PID_VARIABLE}; exec "$0" "$@"`;
     const child = spawn('/bin/sh', ['-c', script, command, ...args], {
       cwd: this.#options.cwd,

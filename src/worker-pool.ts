@@ -1,5 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import { internals } from './internals.js';
+import { unsupportedOnBun, unsupportedOnDeno } from './runtime.js';
 
 /** Options of {@link workerPool}. Durations are in milliseconds. */
 export interface WorkerPoolOptions {
@@ -78,13 +79,25 @@ export interface WorkerPool extends EventEmitter<WorkerPoolEvents> {
  * const pool = await workerPool({ size: 4, args: [new URL('./worker.js', import.meta.url).pathname] });
  * await upgrader({ servers: [pool], status: 'Serving with 4 workers' });
  * ```
- * @throws TypeError for options that are not valid; SystemdError `ERR_SD_FD_NOT_FOUND` when this
+ * @throws TypeError for options that are not valid; SystemdError `ERR_SD_UNSUPPORTED_RUNTIME` on
+ *   Bun and Deno (the README's runtime table says why), `ERR_SD_FD_NOT_FOUND` when this
  *   process holds no fds to share, `ERR_SD_START_TIMEOUT` / `ERR_SD_SERVICE_EXITED` when a worker
  *   is not ready in time or ends first (the others are stopped then)
  * @see https://www.freedesktop.org/software/systemd/man/latest/sd_listen_fds.html
  * @see https://www.freedesktop.org/software/systemd/man/latest/sd_notify.html
  */
 export async function workerPool(options: WorkerPoolOptions): Promise<WorkerPool> {
+  const unsupported = unsupportedOnBun(
+    'a worker pool',
+    "the pool receives its workers' READY=1 on a socket it waits on with libuv's uv_poll, which Bun does not offer to Node-API addons " +
+      '(it aborts the process: oven-sh/bun#18546), and a worker watches its primary through an inherited socket, which Bun\'s net.Socket cannot use',
+  );
+  if (unsupported) throw unsupported;
+  const unsupportedOnThisDeno = unsupportedOnDeno(
+    'a worker pool',
+    "its workers' READY=1 never reaches the pool's receiver (the workers are ready, the pool times out), Deno 2.9.6",
+  );
+  if (unsupportedOnThisDeno) throw unsupportedOnThisDeno;
   // Loaded on first use: a service without workers does not pay for it at start-up.
   const { startWorkerPool } = await import('./worker-pool-impl.js');
   return startWorkerPool(options, internals);
