@@ -7,6 +7,7 @@
  */
 import type { RemoteInfo, Socket, SocketOptions } from 'node:dgram';
 import { ListenFd, systemdFds } from '../src/index.js';
+import { bindThroughHandle, cannotBindFd } from './deno.js';
 import { checkDatagram, type AdapterOptions } from './targets.js';
 
 // Not an ES import: that builds the built-in's namespace, start-up time (see src/core/builtins.ts).
@@ -24,14 +25,17 @@ export interface DgramBindOptions extends AdapterOptions {
   socket?: Omit<SocketOptions, 'type'>;
 }
 
-function bindOne(socket: Socket, options: Parameters<Socket['bind']>[0]): Promise<Socket> {
+function bindOne(socket: Socket, target: ListenFd | { port: number; address?: string }): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const onError = (error: Error): void => reject(error);
     socket.once('error', onError);
-    socket.bind(options, () => {
+    const onBound = (): void => {
       socket.off('error', onError);
       resolve(socket);
-    });
+    };
+    if (!(target instanceof ListenFd)) socket.bind(target, onBound);
+    else if (cannotBindFd()) bindThroughHandle(socket, target, onBound);
+    else socket.bind({ fd: target.fd }, onBound);
   });
 }
 
@@ -52,7 +56,7 @@ export async function bind(name: string, options: DgramBindOptions = {}): Promis
   if (options.onMessage !== undefined && typeof options.onMessage !== 'function') throw new TypeError('options.onMessage must be a function');
   const targets = systemdFds(name, options.fallback);
   const plan = targets.map((target) => {
-    // A ListenFd is bind options itself ({ fd }); a fallback is too ({ port, address }).
+    // A fallback is bind options itself ({ port, address }).
     if (target instanceof ListenFd) return { type: checkDatagram(target, 'sd-activate/dgram'), bindTo: target };
     if ('path' in target) throw new TypeError(`fallback for the UDP socket "${name}" must be a port or { host, port }, not a path`);
     return { type: target.address !== undefined && isIPv6(target.address) ? ('udp6' as const) : ('udp4' as const), bindTo: target };

@@ -47,6 +47,7 @@ export async function listen(name: string, app: http.RequestListener, options: E
   const targets = streamTargets(name, 'sd-activate/express', options);
   const servers = await listenAll<http.Server | https.Server>(targets, () =>
     options.https ? process.getBuiltinModule('node:https').createServer(options.https, app) : createServer(options.server ?? {}, app),
+    options.https,
   );
   if (options.notify) await lifecycle({ ...options.notify, servers });
   return servers;

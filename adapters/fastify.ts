@@ -8,6 +8,7 @@ import type { FastifyInstance, FastifyListenOptions as FastifyOwnListenOptions }
 import type * as http from 'node:http';
 import type { AddressInfo, Server } from 'node:net';
 import { ListenFd, formatAddress as formatSocketAddress, lifecycle, notify, type LifecycleOptions } from '../src/index.js';
+import { listenThroughBridge, needsBridge } from './bun.js';
 import { listenOn, streamTargets, type AdapterOptions, type ListenTarget } from './targets.js';
 
 export type { AdapterOptions } from './targets.js';
@@ -75,6 +76,11 @@ export async function listen(name: string, fastify: FastifyInstance, options: Fa
   // itself; Node ignores host when given an fd.
   // Fastify's types leave out `fd`, which its listen() passes through to Node's.
   const listenOptions = (first instanceof ListenFd ? { fd: first.fd, host: 'fd' } : first) as FastifyOwnListenOptions;
+  // On Bun, Fastify's server.listen({ fd }) would bind elsewhere: it goes through a net.Server (see ./bun.ts).
+  if (first instanceof ListenFd && needsBridge(fastify.server)) {
+    const server = fastify.server as unknown as Server;
+    server.listen = () => (listenThroughBridge(server, first, undefined), server);
+  }
   const fastifyAddress = await fastify.listen(listenOptions);
   const addresses: string[] = [first instanceof ListenFd ? formatAddress(fastify.server, first) : fastifyAddress];
   const handler = fastify.routing as unknown as http.RequestListener;

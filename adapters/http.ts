@@ -66,7 +66,7 @@ export function listenHttps(name: string, requestListener: RequestListener, opti
     throw new TypeError('options.server (the TLS options: key, cert, ...) is required');
   }
   const targets = streamTargets(name, 'sd-activate/http', options);
-  return listenAll(targets, () => process.getBuiltinModule('node:https').createServer(options.server, requestListener));
+  return listenAll(targets, () => process.getBuiltinModule('node:https').createServer(options.server, requestListener), options.server);
 }
 
 /**

@@ -43,7 +43,8 @@ export function listen(name: string, connectionListener: (socket: Socket) => voi
  * as a net.Socket.
  *
  * @throws SystemdError `ERR_SD_NOT_ACTIVATED` when nothing was passed, `ERR_SD_FD_NOT_FOUND` when
- *   no fd has the name, `ERR_SD_FD_UNSUITABLE` when it is not a connected stream socket
+ *   no fd has the name, `ERR_SD_FD_UNSUITABLE` when it is not a connected stream socket,
+ *   `ERR_SD_UNSUPPORTED_RUNTIME` on Bun
  * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.socket.html#Accept=
  */
 export function connection(name = 'connection'): Socket {
@@ -61,6 +62,13 @@ export function connection(name = 'connection'): Socket {
       'ERR_SD_FD_UNSUITABLE',
       `fd ${handle.fd} "${handle.name}" is ${handle.describe()}; connection() needs one connected stream socket (Accept=yes)` +
         (info.kind === 'socket' && info.listening ? '; a listening socket is served with listen()' : ''),
+    );
+  }
+  if (process.versions.bun !== undefined) {
+    throw new SystemdError(
+      'ERR_SD_UNSUPPORTED_RUNTIME',
+      `connection() does not work on Bun (${process.versions.bun}): its net.Socket cannot use an inherited connected socket ` +
+        '(new net.Socket({ fd }) is closed at once); use Accept=no and listen() instead',
     );
   }
   return new net.Socket({ fd: handle.fd, readable: true, writable: true });

@@ -4,6 +4,7 @@
  * errors for a wrong fd type are obscure: EINVAL, ERR_INVALID_FD_TYPE, or a silent hang).
  */
 import type { Server } from 'node:net';
+import type { TlsOptions } from 'node:tls';
 import {
   ListenFd,
   SystemdError,
@@ -12,6 +13,7 @@ import {
   type FdInfo,
   type ListenFallback,
 } from '../src/index.js';
+import { listenThroughBridge, needsBridge } from './bun.js';
 
 /** What every adapter accepts. */
 export interface AdapterOptions {
@@ -83,7 +85,7 @@ export function streamTargets(name: string, adapter: string, options: AdapterOpt
  * `server.listen(target)` as a promise: resolves once listening, rejects with the listen error
  * (and leaves no listener behind either way).
  */
-export function listenOn<S extends Server>(server: S, target: ListenTarget): Promise<S> {
+export function listenOn<S extends Server>(server: S, target: ListenTarget, tls?: TlsOptions): Promise<S> {
   return new Promise((resolve, reject) => {
     const onError = (error: Error): void => {
       server.off('listening', onListening);
@@ -95,16 +97,20 @@ export function listenOn<S extends Server>(server: S, target: ListenTarget): Pro
     };
     server.once('error', onError);
     server.once('listening', onListening);
-    // A ListenFd is listen options itself ({ fd }); a fallback is too.
-    server.listen(target);
+    if (!(target instanceof ListenFd)) server.listen(target);
+    else if (needsBridge(server)) listenThroughBridge(server, target, tls);
+    else server.listen({ fd: target.fd });
   });
 }
 
-/** Listens one server per target, all or none: on a failure the ones already listening are closed. */
-export async function listenAll<S extends Server>(targets: readonly ListenTarget[], create: () => S): Promise<S[]> {
+/**
+ * Listens one server per target, all or none: on a failure the ones already listening are closed.
+ * `tls`: the TLS options the servers were made with, for Bun (see ./bun.ts).
+ */
+export async function listenAll<S extends Server>(targets: readonly ListenTarget[], create: () => S, tls?: TlsOptions): Promise<S[]> {
   const servers: S[] = [];
   try {
-    for (const target of targets) servers.push(await listenOn(create(), target));
+    for (const target of targets) servers.push(await listenOn(create(), target, tls));
     return servers;
   } catch (error) {
     await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));

@@ -28,6 +28,11 @@ export type SystemdErrorCode =
   /** The native addon cannot be loaded on this platform (systemd is Linux-only). */
   | 'ERR_SD_UNSUPPORTED_PLATFORM'
   /**
+   * The JavaScript runtime (Bun, Deno) cannot do what was asked, where Node can: the message says
+   * what does not work there, and what to do instead.
+   */
+  | 'ERR_SD_UNSUPPORTED_RUNTIME'
+  /**
    * NOTIFY_SOCKET is set but is not an absolute path or an `@abstract` name that fits a
    * sockaddr_un (sd_notify(3) fails with -EINVAL or -ENAMETOOLONG for it too, and sends nothing).
    */

@@ -34,6 +34,26 @@ export class ListenFd {
     return this.#info;
   }
 
+  /**
+   * Not a property of the fd: a guard for Bun. Bun's http and https servers read `tls` from their
+   * listen options and never `fd`, and bind a random port on `::` instead (oven-sh/bun#22559,
+   * open with Bun 1.4.5), while its net.Server reads `fd` and never `tls`. So on Bun,
+   * `http.createServer().listen(systemdFd('web'))` throws here, at the listen() call, instead of
+   * serving nobody; elsewhere this is undefined.
+   *
+   * @throws SystemdError `ERR_SD_UNSUPPORTED_RUNTIME` on Bun
+   * @internal
+   */
+  get tls(): undefined {
+    if (process.versions.bun === undefined) return undefined;
+    throw new SystemdError(
+      'ERR_SD_UNSUPPORTED_RUNTIME',
+      `fd ${this.fd} "${this.name}": Bun's http and https servers cannot listen on an inherited fd (they bind a random port instead: ` +
+        `oven-sh/bun#22559, open as of Bun ${process.versions.bun}); serve it with sd-activate/http, sd-activate/express or ` +
+        'sd-activate/fastify, which hand its connections to the server through a net.Server on Bun, or with net.createServer()',
+    );
+  }
+
   /** `tcp 127.0.0.1:8080 (ipv4 stream, listening)` */
   describe(): string {
     return describeFdInfo(this.info);

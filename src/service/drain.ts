@@ -138,7 +138,10 @@ export class Drain {
         if (t.kind === 'http') {
           for (const res of t.responses) if (!res.headersSent) res.setHeader('Connection', 'close');
           // net.Server's close: stop accepting, and leave the connections to finish (see above).
-          NetServerClass.prototype.close.call(t.server as unknown as NetServer, () => finish());
+          // An http server that is no net.Server (Bun's, served through a net.Server by the
+          // adapters) closes its own way.
+          if (t.server instanceof NetServerClass) NetServerClass.prototype.close.call(t.server, () => finish());
+          else t.server.close(() => finish());
           if (this.#options.idleConnections === 'close') (t.server as HttpLike).closeIdleConnections?.();
         } else if (t.kind === 'dgram') {
           // Every datagram read so far has been emitted: closing leaves the rest in the socket's

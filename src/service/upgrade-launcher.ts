@@ -10,6 +10,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
+import { ownArguments } from '../core/runtime.js';
 import { UPGRADE_FD_VARIABLE, UPGRADE_PID_VARIABLE } from '../core/variables.js';
 import { execActivated, inheritedEnvironment, signalGroup } from '../shared/exec.js';
 import type { Internals } from './internals.js';
@@ -54,7 +55,7 @@ export function launch(options: UpgraderOptions, context: LaunchContext, heldFds
   const channelFd = 3 + fds.length;
   const child = execActivated({
     command: options.command ?? process.execPath,
-    args: options.args ?? [...process.execArgv, ...process.argv.slice(1)],
+    args: options.args ?? ownArguments('the upgrade'),
     listenFds: fds.map((f) => f.fd),
     listenNames: fds.map((f) => f.name),
     extraFds: ['pipe'],

@@ -16,6 +16,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { events } from '../core/builtins.js';
+import { unsupportedOnBun } from '../core/runtime.js';
 import type { SystemdError } from '../core/errors.js';
 import { WORKER_VARIABLE } from '../core/variables.js';
 import { signalGroup } from '../shared/exec.js';
@@ -26,6 +27,11 @@ import { formatMessage, readMessage } from './upgrade-channel.js';
 import { killLauncher, launch, stillFits, type LaunchContext, type Launched } from './upgrade-launcher.js';
 import type { UpgradeResult, UpgraderEvents, UpgraderOptions } from './upgrade-types.js';
 
+
+/** Why an upgrade cannot work on Bun (its new process cannot talk to the old one). */
+const BUN_CANNOT_UPGRADE =
+  'its net.Socket cannot use an inherited connected socket (new net.Socket({ fd }) is closed at once, Bun 1.4.5), and the new process reports READY=1 over one; ' +
+  'the old process serves on. Restart the service instead (its sockets wait in the fd store or the .socket unit)';
 
 /** How long a new process waits for the old one to confirm the hand-over after its READY=1. */
 const CONFIRM_TIMEOUT_MS = 30_000;
@@ -149,6 +155,11 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
   }
 
   async #upgrade(): Promise<UpgradeResult> {
+    const unsupported = unsupportedOnBun('an upgrade', BUN_CANNOT_UPGRADE);
+    if (unsupported) {
+      this.#failed(undefined, unsupported);
+      return { upgraded: false, pid: undefined, error: unsupported };
+    }
     if (this.#context.notifySocket === undefined && process.env.INVOCATION_ID !== undefined) {
       // Run by systemd without a NOTIFY_SOCKET: MAINPID= cannot be sent, and this process's exit
       // would end the service, the new process with it.

@@ -1,5 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { events } from '../core/builtins.js';
+import { ownArguments } from '../core/runtime.js';
 import { LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE, WORKER_VARIABLE } from '../core/variables.js';
 import { execActivated, signalGroup } from '../shared/exec.js';
 import { NotifyReceiver, type NotifyMessage } from '../shared/notify-receiver.js';
@@ -107,7 +108,7 @@ export class WorkerPoolProcess extends events.EventEmitter<WorkerPoolEvents> {
     const lifelineFd = 3 + this.#fds.length;
     const child = execActivated({
       command: this.#options.command ?? process.execPath,
-      args: this.#options.args ?? [...process.execArgv, ...process.argv.slice(1)],
+      args: this.#options.args ?? ownArguments('a worker pool'),
       listenFds: this.#fds,
       listenNames: this.#names,
       extraFds: ['pipe'],

@@ -1,3 +1,4 @@
+import { unsupportedOnBun, unsupportedOnDeno } from '../core/runtime.js';
 import { internals } from './internals.js';
 import type { WorkerPoolOptions, WorkerInfo, WorkerPoolEvents, WorkerPool } from './worker-pool-types.js';
 
@@ -28,6 +29,13 @@ export type { WorkerPoolOptions, WorkerInfo, WorkerPoolEvents, WorkerPool } from
  * @see https://www.freedesktop.org/software/systemd/man/latest/sd_notify.html
  */
 export async function workerPool(options: WorkerPoolOptions): Promise<WorkerPool> {
+  const unsupported =
+    unsupportedOnBun(
+      'a worker pool',
+      "the pool receives its workers' READY=1 on a socket it waits on with libuv's uv_poll, which Bun does not offer to Node-API addons " +
+        "(it aborts the process: oven-sh/bun#18546), and a worker watches its primary through an inherited socket, which Bun's net.Socket cannot use",
+    ) ?? unsupportedOnDeno('a worker pool', "its workers' READY=1 never reaches the pool's receiver (the workers are ready, the pool times out), Deno 2.9.6");
+  if (unsupported) throw unsupported;
   // Loaded on first use: a service without workers does not pay for it at start-up.
   const { startWorkerPool } = await import('./worker-pool-impl.js');
   return startWorkerPool(options, internals);

@@ -2,6 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { spawnActivated, waitForLine } from '../support/activated-child.js';
 import { SocketSet } from '../support/sockets.js';
+import { serviceCommand } from '../support/runtime.js';
 
 export const ADAPTER_APP = fileURLToPath(new URL('../fixtures/adapter-app.js', import.meta.url));
 
@@ -21,10 +22,10 @@ export async function startApp(
   fallback?: unknown,
   env: Record<string, string | undefined> = {},
 ): Promise<AppRun> {
-  const args = [ADAPTER_APP, adapter, name, ...(fallback === undefined ? [] : [JSON.stringify(fallback)])];
+  const args = [adapter, name, ...(fallback === undefined ? [] : [JSON.stringify(fallback)])];
   const child = activation
-    ? spawnActivated({ fds: activation.fds, names: activation.names, command: process.execPath, args, env })
-    : spawnActivated({ fds: [], listenPid: 'none', command: process.execPath, args, env: { ...env, LISTEN_FDS: undefined } });
+    ? spawnActivated({ fds: activation.fds, names: activation.names, ...serviceCommand(ADAPTER_APP, args), env })
+    : spawnActivated({ fds: [], listenPid: 'none', ...serviceCommand(ADAPTER_APP, args), env: { ...env, LISTEN_FDS: undefined } });
   const line = await waitForLine(child, (l) => l.startsWith('LISTENING ') || l.startsWith('ERROR ')).catch(async (error: unknown) => {
     await stop(child);
     throw error;

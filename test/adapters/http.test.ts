@@ -5,6 +5,8 @@ import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as https from 'node:https';
 import { join } from 'node:path';
+import { connect } from 'node:net';
+import { RUNTIME } from '../support/runtime.js';
 import { withApps } from './harness.js';
 
 function get(options: http.RequestOptions): Promise<string> {
@@ -19,8 +21,46 @@ function get(options: http.RequestOptions): Promise<string> {
   });
 }
 
+/** The TCP ports process `pid` listens on, as ss(8) sees them. */
+function listeningPorts(pid: number): number[] {
+  const lines = execFileSync('ss', ['-Hltnp'], { encoding: 'utf8' }).split('\n');
+  return lines.filter((line) => line.includes(`pid=${pid},`)).map((line) => Number(/:(\d+)\s/.exec(line)?.[1]));
+}
+
 describe('sd-activate/http', () => {
   const { sockets, start } = withApps();
+
+  it('http.createServer().listen(systemdFd(name)) serves the inherited socket; on Bun, which would listen elsewhere, it throws at once', async () => {
+    const tcp = sockets.tcp('127.0.0.1');
+    const run = await start('raw-http', 'web', { fds: [tcp.fd], names: ['web'] });
+    const pid = run.child.pid!;
+    if (RUNTIME === 'bun') {
+      expect(run.error?.code).to.equal('ERR_SD_UNSUPPORTED_RUNTIME');
+      expect(run.error?.message).to.include('fd 3 "web"').and.include('sd-activate/http');
+      // Refused before Bun's server bound anything: the only listening socket is the inherited one.
+      expect(listeningPorts(pid)).to.deep.equal([tcp.port]);
+      return;
+    }
+    expect(run.error).to.equal(undefined);
+    expect(run.result).to.deep.equal([{ address: '127.0.0.1', family: 'IPv4', port: tcp.port }]);
+    expect(await get({ host: '127.0.0.1', port: tcp.port, path: '/raw' })).to.equal(`raw-http ${pid} /raw`);
+  });
+
+  it('net.createServer().listen(systemdFd(name)) serves the inherited socket, on Bun too', async () => {
+    const tcp = sockets.tcp('127.0.0.1');
+    const run = await start('raw-net', 'web', { fds: [tcp.fd], names: ['web'] });
+    expect(run.error).to.equal(undefined);
+    expect(listeningPorts(run.child.pid!)).to.deep.equal([tcp.port]);
+    const answer = await new Promise<string>((resolve, reject) => {
+      let text = '';
+      connect({ host: '127.0.0.1', port: tcp.port })
+        .setEncoding('utf8')
+        .on('data', (d: string) => (text += d))
+        .on('end', () => resolve(text))
+        .on('error', reject);
+    });
+    expect(answer).to.equal(`raw-net ${run.child.pid}\n`);
+  });
 
   it('serves HTTP on every fd of the name: IPv4, IPv6 and a unix socket', async () => {
     const v4 = sockets.tcp('127.0.0.1');

@@ -144,6 +144,16 @@ describe('package: installed with no compiler on PATH', function () {
         const loaded = realpathSync(join(consumer.pkg, 'prebuilds', 'linux-x64', 'sd-activate.glibc.node'));
         expect(result.addons).to.deep.equal([loaded]);
       });
+
+      it('the sd-activate command (npx sd-activate) runs a program with a socket, as its README shows', function () {
+        const consumer = install({ ignoreScripts });
+        const bin = join(consumer.dir, 'node_modules', '.bin', 'sd-activate');
+        const result = run(bin, ['run', '-l', 'web=tcp:127.0.0.1:0', '--', bin, 'ls', '--json'], { cwd: consumer.dir, env: userEnv(), check: false });
+        expect(result.status, result.stderr).to.equal(0);
+        const listed = JSON.parse(result.stdout) as Array<{ fd: number; name: string; kind: string; listening: boolean }>;
+        expect(listed).to.have.length(1);
+        expect(listed[0]).to.include({ fd: 3, name: 'web', kind: 'socket', listening: true });
+      });
     });
   }
 

@@ -4,6 +4,7 @@ import { openSync, closeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { outputOf, spawnActivated } from '../support/activated-child.js';
 import { SocketSet } from '../support/sockets.js';
+import { serviceCommand } from '../support/runtime.js';
 
 const PROBE = fileURLToPath(new URL('../fixtures/activation-probe.js', import.meta.url));
 const INDEX = fileURLToPath(new URL('../../src/index.js', import.meta.url));
@@ -17,7 +18,7 @@ interface Probe {
 }
 
 async function probe(p: Probe): Promise<any> {
-  const child = spawnActivated({ fds: p.fds, names: p.names, env: p.env, listenPid: p.listenPid, command: process.execPath, args: [PROBE, ...p.args] });
+  const child = spawnActivated({ fds: p.fds, names: p.names, env: p.env, listenPid: p.listenPid, ...serviceCommand(PROBE, p.args) });
   const { code, stdout, stderr } = await outputOf(child);
   expect(code, stderr).to.equal(0);
   return JSON.parse(stdout.trim());

@@ -1,5 +1,4 @@
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
 import { closeSync, fstatSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +9,7 @@ import { outputOf, spawnActivated } from '../support/activated-child.js';
 import { freeTcpPort } from '../support/network.js';
 import { openReceiver } from '../support/notify.js';
 import { portOf, SocketSet } from '../support/sockets.js';
+import { serviceCommand, spawnService } from '../support/runtime.js';
 
 const PROBE = fileURLToPath(new URL('../fixtures/fd-store-probe.js', import.meta.url));
 
@@ -46,8 +46,8 @@ describe('openStoredSocket() and fdStoreRemoveUnused(): the fd store', function 
     receiver = openReceiver();
     const notifyEnv = { NOTIFY_SOCKET: receiver.receiver.address, ...env };
     const child = fds
-      ? spawnActivated({ fds: fds.fds, names: fds.names, env: notifyEnv, command: process.execPath, args: [PROBE, ...args] })
-      : spawn(process.execPath, [PROBE, ...args], { env: { ...cleanEnv(), ...notifyEnv } as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+      ? spawnActivated({ fds: fds.fds, names: fds.names, env: notifyEnv, ...serviceCommand(PROBE, args) })
+      : spawnService(PROBE, args, { env: { ...cleanEnv(), ...notifyEnv } as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     const output = outputOf(child);
     const messages: NotifyMessage[] = [];
     if (notifyEnv.NOTIFY_SOCKET === receiver.receiver.address) {

@@ -5,6 +5,7 @@ import type { NotifyReceiver } from '../../src/shared/notify-receiver.js';
 import { outputOf, spawnActivated, waitForLine } from '../support/activated-child.js';
 import { openReceiver } from '../support/notify.js';
 import { SocketSet } from '../support/sockets.js';
+import { serviceCommand } from '../support/runtime.js';
 
 const APP = fileURLToPath(new URL('../fixtures/lifecycle-app.js', import.meta.url));
 
@@ -28,8 +29,7 @@ describe('lifecycle(): READY, RELOADING and a graceful stop', () => {
       fds: [tcp.fd],
       names: ['http'],
       env: { NOTIFY_SOCKET: receiver.receiver.address, ...env },
-      command: process.execPath,
-      args: [APP, mode],
+      ...serviceCommand(APP, [mode]),
     });
     const exit = outputOf(child);
     return { port: tcp.port, exit };

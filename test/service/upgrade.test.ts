@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,6 +9,7 @@ import type { NotifyMessage } from '../../src/shared/notify-receiver.js';
 import { httpGet, udpRequest } from '../support/network.js';
 import { openReceiver } from '../support/notify.js';
 import { alive, prepareService, sleep, UPGRADE_SERVICE, type ServiceConfig, type ServiceDir } from '../support/upgrade-harness.js';
+import { spawnService } from '../support/runtime.js';
 
 /*
  * upgrader() between real processes, with a NotifyReceiver standing in for systemd's notify
@@ -85,7 +86,7 @@ describe('upgrader(): hand-over to a new process', function () {
       if (value === undefined) delete childEnv[key];
       else childEnv[key] = value;
     }
-    const child = spawn(process.execPath, [UPGRADE_SERVICE, service.dir], { env: childEnv, stdio: ['ignore', 'inherit', 'inherit'] });
+    const child = spawnService(UPGRADE_SERVICE, [service.dir], { env: childEnv, stdio: ['ignore', 'inherit', 'inherit'] });
     children.push(child);
     const pid = child.pid!;
     pids.add(pid);

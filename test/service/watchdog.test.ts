@@ -6,6 +6,7 @@ import { SystemdError, type SystemError } from '../../src/core/errors.js';
 import type { NotifyMessage, NotifyReceiver } from '../../src/shared/notify-receiver.js';
 import { parseWatchdogEnvironment, startWatchdog, watchdogEnabled, type Watchdog } from '../../src/service/watchdog.js';
 import { openReceiver, saveEnv } from '../support/notify.js';
+import { evalCommand } from '../support/runtime.js';
 
 const INDEX = fileURLToPath(new URL('../../src/index.js', import.meta.url));
 const PID = 4242;
@@ -236,7 +237,8 @@ describe('watchdog', function () {
 
     it('its timer does not keep the process alive', async function () {
       const script = `import('${INDEX}').then(({ startWatchdog }) => startWatchdog())`;
-      const child = spawn(process.execPath, ['-e', script], {
+      const { command, args } = evalCommand(script);
+      const child = spawn(command, args, {
         env: { ...process.env, WATCHDOG_USEC: '600000000' },
         stdio: 'inherit',
       });
@@ -267,7 +269,8 @@ describe('watchdog', function () {
         if (message.text === 'WATCHDOG=1') pings.push(performance.now());
         else statuses.push([message.text, performance.now()]);
       });
-      const child = spawn(process.execPath, ['-e', script], { env: { ...process.env, WATCHDOG_USEC: '100000' }, stdio: 'inherit' });
+      const { command, args } = evalCommand(script);
+      const child = spawn(command, args, { env: { ...process.env, WATCHDOG_USEC: '100000' }, stdio: 'inherit' });
       const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
       await once(child, 'exit');
       clearTimeout(killer);

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import { outputOf } from '../support/activated-child.js';
 import { httpGet, udpRequest } from '../support/network.js';
 import { openReceiver } from '../support/notify.js';
 import { alive, prepareService, sleep, UPGRADE_SERVICE, type ServiceDir } from '../support/upgrade-harness.js';
+import { RUNTIME, spawnService } from '../support/runtime.js';
 
 const POOL_PROBE = fileURLToPath(new URL('../fixtures/pool-probe.js', import.meta.url));
 
@@ -78,7 +79,7 @@ describe('workerPool(): workers serving the primary\'s sockets', function () {
     });
     const env: NodeJS.ProcessEnv = { ...process.env, NOTIFY_SOCKET: receiver.receiver.address };
     delete env.INVOCATION_ID;
-    const child = spawn(process.execPath, [UPGRADE_SERVICE, service.dir], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+    const child = spawnService(UPGRADE_SERVICE, [service.dir], { env, stdio: ['ignore', 'inherit', 'inherit'] });
     children.push(child);
     const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     await waitFor(() => messages.some((m) => m.fields.get('READY') === '1'), 'READY=1 of the primary');
@@ -159,7 +160,7 @@ describe('workerPool(): workers serving the primary\'s sockets', function () {
     ['does not send READY=1 in time', 'exec sleep 30', 'ERR_SD_START_TIMEOUT'],
   ] as const) {
     it(`rejects when a worker ${what} (${code}), and leaves no worker behind`, async function () {
-      const child = spawn(process.execPath, [POOL_PROBE, command], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawnService(POOL_PROBE, [command], { stdio: ['ignore', 'pipe', 'pipe'] });
       children.push(child);
       const { stdout, stderr } = await outputOf(child);
       const report = JSON.parse(stdout.trim()) as { error?: { code: string; message: string } };
@@ -170,11 +171,16 @@ describe('workerPool(): workers serving the primary\'s sockets', function () {
     });
   }
 
-  it('rejects when the process holds no sockets to share (ERR_SD_FD_NOT_FOUND), and checks its options', async function () {
-    const child = spawn(process.execPath, [POOL_PROBE, '--no-sockets'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  it('rejects when the process holds no sockets to share (ERR_SD_FD_NOT_FOUND; on Bun and Deno, ERR_SD_UNSUPPORTED_RUNTIME at once), and checks its options', async function () {
+    const child = spawnService(POOL_PROBE, ['--no-sockets'], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     const { stdout } = await outputOf(child);
-    expect((JSON.parse(stdout.trim()) as { error: { code: string } }).error.code).to.equal('ERR_SD_FD_NOT_FOUND');
+    const { error: refused } = JSON.parse(stdout.trim()) as { error: { code: string; message: string } };
+    if (RUNTIME === 'node') expect(refused.code).to.equal('ERR_SD_FD_NOT_FOUND');
+    else {
+      expect(refused.code).to.equal('ERR_SD_UNSUPPORTED_RUNTIME');
+      expect(refused.message).to.match(/^a worker pool does not work on (Bun|Deno)/);
+    }
     for (const bad of [{ size: 0 }, { size: 1.5 }, { size: 2, readyTimeoutMs: -1 }, { size: 2, args: 'x' }, { size: 2, names: [1] }]) {
       let error: unknown;
       try {
