@@ -34,10 +34,6 @@ export class ServiceInstance {
   watchdogMs: number;
   /** Set once its end is decided; the exit follows once what it left running is gone too. */
   ended = false;
-  /** `subreaper`: the process started has exited, and the adopted main process is awaited. */
-  awaitingMain = false;
-  /** `subreaper`: the adopted main process's exit, when it came before the started process's. */
-  mainExit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   /** Resolves with its exit, once decided and once its leftovers are gone. */
   readonly exited: Promise<ServiceExit>;
   readonly #settle: (exit: ServiceExit) => void;

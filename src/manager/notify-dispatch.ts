@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { native } from '../native/addon.js';
+import { isAlive } from '../shared/process-state.js';
 import { NotifyReceiver, type NotifyMessage } from '../shared/notify-receiver.js';
 import type { FdStore } from './fd-store.js';
 import type { ServiceInstance } from './instance.js';
@@ -62,6 +63,9 @@ export function dispatchNotify(message: NotifyMessage, target: NotifyTarget): vo
     const to = Number(mainpid);
     if (!/^[1-9]\d*$/.test(mainpid)) {
       warn(`ignored MAINPID=${mainpid}: not a pid`);
+    } else if (to !== instance.mainPid && !isAlive(to)) {
+      // As systemd's service_is_suitable_main_pid(): a pid that is gone cannot be the main process.
+      warn(`ignored MAINPID=${to}: the new main pid does not exist or is a zombie`);
     } else if (to !== instance.mainPid) {
       const from = instance.mainPid;
       instance.mainPid = to;

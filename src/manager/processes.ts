@@ -6,6 +6,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { performance } from 'node:perf_hooks';
 
+export { isAlive } from '../shared/process-state.js';
+
 /** The pids of this process's children, from every thread's /proc children list (empty if the kernel has none). */
 export function childPids(): number[] {
   const pids: number[] = [];
@@ -51,22 +53,6 @@ export function signalGroups(pgids: Iterable<number>, signal: NodeJS.Signals): v
   }
 }
 
-/** Whether `pid` runs. A zombie does not: nobody may reap a process that is not our child soon. */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  try {
-    // The state follows the command name in parentheses, which may itself hold spaces or ')'.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Ends what is left of process groups: SIGTERM, then SIGKILL if any still runs after `graceMs`.
  * Resolves once they are gone (or 5 s after the SIGKILL): true when SIGKILL was needed.
@@ -90,4 +76,45 @@ export async function endGroups(pgids: readonly number[], graceMs: number, annou
   send('SIGKILL');
   await gone(5000);
   return true;
+}
+
+/** The process group of `pid`, from /proc; undefined when it is gone. */
+export function pgidOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // pid (comm) state ppid pgrp ...: the fields after the command name, which may hold ')'.
+    const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+    return Number.isInteger(pgrp) && pgrp > 0 ? pgrp : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every descendant of `pid` (its children, theirs, ...), from /proc's children lists. */
+export function descendants(pid: number): number[] {
+  const found: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    const parent = queue.shift()!;
+    let tasks: string[];
+    try {
+      tasks = readdirSync(`/proc/${parent}/task`);
+    } catch {
+      continue;
+    }
+    for (const task of tasks) {
+      let children: string;
+      try {
+        children = readFileSync(`/proc/${parent}/task/${task}/children`, 'utf8');
+      } catch {
+        continue;
+      }
+      for (const child of children.split(' ')) {
+        if (child === '' || found.includes(Number(child))) continue;
+        found.push(Number(child));
+        queue.push(Number(child));
+      }
+    }
+  }
+  return found;
 }

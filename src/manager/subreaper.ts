@@ -53,8 +53,7 @@ export class Subreaper {
    * it is followed until it is gone, its status unknown and taken as success.
    */
   mainOutlived(instance: ServiceInstance, code: number | null, signal: NodeJS.Signals | null): void {
-    if (instance.mainExit) this.#ended(instance, instance.mainExit.code, instance.mainExit.signal);
-    else if (this.#enabled && this.#adopt(instance)) return;
+    if (this.#enabled && this.#adopt(instance)) return;
     else if (isAlive(instance.mainPid)) this.#follow(instance);
     else this.#ended(instance, code, signal);
   }
@@ -67,8 +66,8 @@ export class Subreaper {
     } catch {
       return false; // ECHILD: not a child, nor a descendant of one
     }
+    // Still running: reap() ends the instance when it exits.
     if (status) this.#ended(instance, status.code, signalName(status.signal));
-    else instance.awaitingMain = true;
     return true;
   }
 
@@ -101,9 +100,9 @@ export class Subreaper {
       if (!status) continue;
       const instance = instances.find((i) => i.mainPid === pid && i.pid !== pid);
       if (!instance) continue;
-      const signal = signalName(status.signal);
-      if (instance.awaitingMain) this.#ended(instance, status.code, signal);
-      else instance.mainExit = { code: status.code, signal };
+      // The main process is gone: the service has ended, as for systemd, whatever else of it
+      // still runs (the process first started, when MAINPID= moved away from it, is a leftover).
+      this.#ended(instance, status.code, signalName(status.signal));
     }
   }
 }

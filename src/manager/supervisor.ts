@@ -20,7 +20,7 @@ import { parseListenSpec, type ListenSpec } from './listen-spec.js';
 import { closeListener, openListeners, type OpenedListener } from './listeners.js';
 import { openNotifySocket } from './notify-dispatch.js';
 import { DEFAULT_RESTART_MS, DEFAULT_TIMEOUT_MS, exitCodeOf, exitOf, rateLimitBelow, START_LIMIT, TRIGGER_LIMIT } from './policy.js';
-import { endGroups, groupAlive, signalGroups } from './processes.js';
+import { descendants, endGroups, groupAlive, pgidOf, signalGroups } from './processes.js';
 import { ReadinessWaiter } from './readiness.js';
 import { resolveCommand, spawnService } from './service-process.js';
 import { Subreaper } from './subreaper.js';
@@ -38,10 +38,7 @@ export type { NotifyAccess, ServiceExit, StoredFd, SupervisorEvents, SupervisorO
  *
  * ```ts
  * const supervisor = new Supervisor({ command: 'node', args: ['server.js'], listen: ['web=tcp:127.0.0.1:0'], type: 'notify' });
- * supervisor.on('ready', ({ startupMs }) => console.log(`ready in ${startupMs} ms`));
- * const listeners = await supervisor.start();
- * // ...
- * await supervisor.stop();
+ * const listeners = await supervisor.start(); // ... await supervisor.stop();
  * ```
  *
  * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.socket.html
@@ -186,7 +183,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     return this.done;
   }
 
-  /** Sends `signal` to every service process now (`systemctl kill`), e.g. SIGKILL after a second Ctrl-C. */
+  /** Sends `signal` to every service process now (`systemctl kill`): SIGKILL after a second Ctrl-C. */
   kill(signal: NodeJS.Signals): void {
     for (const instance of this.instances) {
       if (!instance.ended) {
@@ -354,12 +351,17 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   /**
    * KillMode=control-group, as far as process groups reach (there are no cgroups here): once the
-   * main process is gone, what still runs in the process group of the process started (and of a
-   * main process MAINPID= moved to, when it leads one) gets SIGTERM, then SIGKILL after
-   * `timeoutStopMs`. Resolves true when SIGKILL was needed. A process that left its group (setsid) escapes.
+   * main process is gone, what still runs in the process groups of the service's processes gets
+   * SIGTERM, then SIGKILL after `timeoutStopMs`. Resolves true when SIGKILL was needed. Without
+   * `subreaper`, a process that left the tree (its parent exited) and its group escapes.
    */
   private async killLeftovers(instance: ServiceInstance): Promise<boolean> {
-    const groups = [...new Set([instance.pid, instance.mainPid])].filter((pgid) => pgid > 0 && groupAlive(pgid));
+    // As a subreaper with one service at a time (Accept=no), every process below this one is the
+    // service's: what it left behind is adopted here, an upgrade's new process among them.
+    const { pid, mainPid } = instance;
+    const tree = this.options.subreaper && !this.options.accept ? descendants(process.pid) : [pid, mainPid, ...descendants(pid), ...descendants(mainPid)];
+    const own = pgidOf(process.pid);
+    const groups = [...new Set([pid, ...tree.map(pgidOf)])].filter((g): g is number => g !== undefined && g > 0 && g !== own && groupAlive(g));
     if (groups.length === 0) return false;
     return endGroups(groups, this.host.timeoutStopMs, (signal) => this.emit('leftovers', { pid: instance.mainPid, groups, signal }));
   }

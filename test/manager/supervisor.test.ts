@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { expect } from 'chai';
 import { once } from 'node:events';
 import * as net from 'node:net';
@@ -74,6 +75,23 @@ describe('Supervisor', function () {
     expect(secondData).to.match(/^hi \d+\n$/);
     expect(events.filter(([e]) => e === 'spawn')).to.have.length(2);
     second.end();
+  });
+
+  it('refuses MAINPID= of a pid that is gone, as systemd does ("does not exist or is a zombie"), and keeps the main pid', async () => {
+    // A process that has exited and been reaped: its pid names nothing now.
+    const gone = spawnSync('true').pid!;
+    const script = `"${process.execPath}" --input-type=module -e "import { notify } from '${INDEX}'; notify.mainPid(${gone}, { pid: process.ppid }); notify.status('after')"; sleep 5`;
+    const s = make({ command: 'sh', args: ['-c', script], notifyAccess: 'all' });
+    const events = record(s);
+    await s.start();
+    const started = s.mainPid;
+    const deadline = Date.now() + 5000;
+    while (!events.some(([e, m]) => e === 'notify' && (m as { message: { text: string } }).message.text === 'STATUS=after') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const warning = events.find(([e]) => e === 'warning');
+    expect((warning?.[1] as Error | undefined)?.message).to.equal(`ignored MAINPID=${gone}: the new main pid does not exist or is a zombie`);
+    expect(events.some(([e]) => e === 'mainpid')).to.equal(false);
+    expect(s.mainPid).to.equal(started);
+    await s.stop();
   });
 
   it('NotifyAccess=main (and exec, with no other Exec*= processes) ignores messages from other processes; all takes them', async () => {
