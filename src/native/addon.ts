@@ -20,6 +20,8 @@ export interface NativeBinding {
   mqUnlink(name: string): void;
   pidfdInodeId(): bigint | null;
   pipe(): [number, number];
+  /** socketpair(2) of AF_UNIX sockets of `type` (SOCK_STREAM, ...), close-on-exec. */
+  socketpair(type: number): [number, number];
   setChildSubreaper(on: boolean): void;
   /** waitid(2) with WNOHANG: null while the child runs; the signal as a number. */
   reapChild(pid: number): { code: number | null; signal: number | null } | null;
@@ -139,7 +141,7 @@ function loadKnown(root: string): NativeBinding | undefined {
  * reapChild(pid) failing must not read "(fd 2)". Every other leading number is the fd the call
  * was about, and a leading string the path or queue name.
  */
-const NUMBER_FIRST_NOT_FD = new Set(['socket', 'reapChild']);
+const NUMBER_FIRST_NOT_FD = new Set(['socket', 'socketpair', 'reapChild']);
 
 function wrap(raw: NativeBinding): NativeBinding {
   const out: Record<string, unknown> = { constants: raw.constants };

@@ -353,6 +353,21 @@ static napi_value do_pipe(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* socketpair(type) -> [fd, fd]: AF_UNIX, close-on-exec. */
+static napi_value do_socketpair(napi_env env, napi_callback_info info) {
+  napi_value argv[1], out;
+  size_t argc = 1;
+  int32_t type;
+  int fds[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &type) != napi_ok) return throw_type(env, "socketpair(type) takes an integer");
+  if (socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, fds) < 0) return throw_errno(env, errno, "socketpair");
+  CHECK(napi_create_array_with_length(env, 2, &out));
+  CHECK(napi_set_element(env, out, 0, make_int(env, fds[0])));
+  CHECK(napi_set_element(env, out, 1, make_int(env, fds[1])));
+  return out;
+}
+
 /* notifySend(sockaddr, message, fds|null, cred|null) -> bytes sent.
  * One AF_UNIX datagram, as sd_pid_notify_with_fds() sends it: a fresh
  * SOCK_DGRAM|SOCK_CLOEXEC socket, MSG_NOSIGNAL, SCM_RIGHTS for fds and
@@ -485,6 +500,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"mqUnlink", NULL, do_mq_unlink, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pidfdInodeId", NULL, pidfd_inode_id, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pipe", NULL, do_pipe, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"socketpair", NULL, do_socketpair, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setChildSubreaper", NULL, set_child_subreaper, NULL, NULL, NULL, napi_enumerable, NULL},
       {"reapChild", NULL, reap_child, NULL, NULL, NULL, napi_enumerable, NULL},
       {"notifySend", NULL, notify_send, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -5,16 +5,17 @@
  * The old process passes one end of a socketpair after the listening fds, at fd 3+LISTEN_FDS,
  * and names it in SD_ACTIVATE_UPGRADE_FD, with SD_ACTIVATE_UPGRADE_PID set to the new process's
  * own pid (as LISTEN_PID is): a child that inherited the variables by mistake does not take the
- * channel for its own. The fd is not one of LISTEN_FDS, so listenFds() never hands it out.
+ * channel for its own. SD_ACTIVATE_UPGRADE_FROM names the old process: it is not the new one's
+ * parent, which is the service manager. The fd is not one of LISTEN_FDS, so listenFds() never hands it out.
  *
  * Until the old process has told the service manager MAINPID=<this pid>, this process is not
  * the main process, and with NotifyAccess=main systemd drops its notify messages: the fd store
  * changes it makes meanwhile are queued here and sent once it is.
  */
 import { native } from '../native/addon.js';
-import { LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE, UPGRADE_FD_VARIABLE, UPGRADE_PID_VARIABLE } from '../core/variables.js';
+import { LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE, UPGRADE_FD_VARIABLE, UPGRADE_FROM_VARIABLE, UPGRADE_PID_VARIABLE } from '../core/variables.js';
 
-let channel: number | null | undefined;
+let channel: { fd: number; from: number | undefined } | null | undefined;
 let pending = false;
 const queued: Array<() => void> = [];
 
@@ -25,9 +26,12 @@ const queued: Array<() => void> = [];
  *
  * @internal
  */
-export function upgradeChannel(): number | null {
+export function upgradeChannel(): { fd: number; from: number | undefined } | null {
   if (channel !== undefined) return channel;
-  channel = claim(UPGRADE_FD_VARIABLE, UPGRADE_PID_VARIABLE);
+  const fromText = process.env[UPGRADE_FROM_VARIABLE];
+  delete process.env[UPGRADE_FROM_VARIABLE];
+  const fd = claim(UPGRADE_FD_VARIABLE, UPGRADE_PID_VARIABLE);
+  channel = fd === null ? null : { fd, from: fromText !== undefined && /^[1-9]\d*$/.test(fromText) ? Number(fromText) : undefined };
   pending = channel !== null;
   return channel;
 }

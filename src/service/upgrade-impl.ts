@@ -5,6 +5,7 @@
  */
 import type { Internals } from './internals.js';
 import { Drain, waitListening, type Closable } from './drain.js';
+import { takeOver } from './upgrade-successor.js';
 import { UpgraderProcess } from './upgrader-process.js';
 import type { UpgraderOptions } from './upgrade-types.js';
 
@@ -42,7 +43,8 @@ export async function startUpgrader(options: UpgraderOptions, core: Internals): 
   checkServers(servers);
   // Idle keep-alive connections get until the deadline: the new process already serves.
   const drain = new Drain(servers, { idleConnections: 'drain' });
-  const up = new UpgraderProcess(core, options, drain, channel === null ? undefined : process.ppid);
+  // The old process of an upgrade is not this one's parent: the service manager adopted this one.
+  const up = new UpgraderProcess(core, options, drain, channel === null ? undefined : (channel.from ?? process.ppid));
   await Promise.all(servers.map(waitListening));
   up.listen();
   if (lifeline !== null) {
@@ -57,7 +59,7 @@ export async function startUpgrader(options: UpgraderOptions, core: Internals): 
   if (channel === null) {
     core.notify(options.status === undefined ? { READY: 1 } : { READY: 1, STATUS: options.status });
   } else {
-    await up.confirm(channel, options.status);
+    await takeOver(up, core, channel.fd, options.status);
   }
   // The next version's process is started while nothing is going on, rather than in the upgrade
   // signal's handler, where every millisecond is one that requests wait; not right now either, in

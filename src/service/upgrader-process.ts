@@ -1,42 +1,52 @@
 /*
- * Hot upgrade by overlap. The old process starts the new one itself, with every fd it holds at
- * 3+ and LISTEN_FDS/LISTEN_FDNAMES/LISTEN_PID set: socket activation, exactly, so the new version
- * takes its sockets with the same listenFds()/systemdFd() calls as on a cold start and binds
- * nothing. One more fd after those, a socketpair, carries the new process's READY=1 back. Then
- * the old process tells the service manager MAINPID=<new> and READY=1, and only then stops
- * accepting and reading; it makes sure the message was processed (BARRIER=1) before it tells the
- * new process that it is the main process, finishes what it has, and exits. Both serve the same
- * sockets until then: a connection or a datagram goes to one of them, and is never refused nor
- * left in a closed socket's queue. (Starting the new process: upgrade-launcher.ts.)
+ * Hot upgrade by overlap. The old process starts the new one (upgrade-launcher.ts) with every fd
+ * it holds, as socket activation passes them, and both serve the same sockets until the switch: a
+ * connection or a datagram goes to one of them, and is never refused nor left in a closed
+ * socket's queue. The switch, over the channel (upgrade-channel.ts), each step checked, because
+ * either process may die at any moment:
+ *
+ *  1. the new process sends READY=1 once it serves;
+ *  2. the old one, still the main process, checks that the new one runs and tells the service
+ *     manager MAINPID=<new> and READY=1, then BARRIER=1: once that returns the manager has acted
+ *     on MAINPID= (it refuses a pid that is gone, and keeps the old process as the main one);
+ *  3. it checks again that the new process runs, and tells it MAINPID=<new>: it is the main process;
+ *  4. the new one answers ACK=1; only now does the old process stop accepting and reading, drain
+ *     what it has, and exit.
+ *
+ * A new process that dies before step 2 is rolled back: the old one serves on as the main process.
+ * One that dies after the manager took MAINPID= is the manager's main process dying: it is the
+ * manager's child (the launcher made sure of it), so the manager sees its exit status and acts on
+ * Restart=, as for any crash; the old process serves on until the manager stops it. A new process
+ * whose old one dies never gives up: it serves on, as the main process if the manager took
+ * MAINPID= in time, and is stopped by the manager otherwise, as what is left of a crashed service.
  *
  * The old process sends MAINPID= itself, because it is the main process: NotifyAccess=main (the
  * default of Type=notify) accepts it, and the new process's own messages from then on. After that
- * the old process sends nothing more: it is not the main process any longer, and with
- * NotifyAccess=all a STOPPING=1 from it would stop the service.
+ * the old process sends nothing more: with NotifyAccess=all a STOPPING=1 from it would stop the
+ * service. The new process's side of the switch is upgrade-successor.ts.
  */
-import type { ChildProcess } from 'node:child_process';
 import { events } from '../core/builtins.js';
-import { unsupportedOnBun } from '../core/runtime.js';
 import type { SystemdError } from '../core/errors.js';
+import { unsupportedOnBun } from '../core/runtime.js';
 import { WORKER_VARIABLE } from '../core/variables.js';
 import { signalGroup } from '../shared/exec.js';
+import { isAlive } from '../shared/process-state.js';
 import type { Drain } from './drain.js';
+import { faultPoint } from './fault.js';
 import type { Internals } from './internals.js';
 import { runStop } from './stop.js';
-import { formatMessage, readMessage } from './upgrade-channel.js';
-import { killLauncher, launch, stillFits, type LaunchContext, type Launched } from './upgrade-launcher.js';
+import { go, killLauncher, launch, release, rollBack, stillFits, unrefLauncher, type LaunchContext, type Launched } from './upgrade-launcher.js';
 import type { UpgradeResult, UpgraderEvents, UpgraderOptions } from './upgrade-types.js';
-
 
 /** Why an upgrade cannot work on Bun (its new process cannot talk to the old one). */
 const BUN_CANNOT_UPGRADE =
   'its net.Socket cannot use an inherited connected socket (new net.Socket({ fd }) is closed at once, Bun 1.4.5), and the new process reports READY=1 over one; ' +
   'the old process serves on. Restart the service instead (its sockets wait in the fd store or the .socket unit)';
 
-/** How long a new process waits for the old one to confirm the hand-over after its READY=1. */
-const CONFIRM_TIMEOUT_MS = 30_000;
-
+/** main: serves and speaks for the service; pending: started by an upgrade, not confirmed yet. */
 type Role = 'main' | 'pending' | 'handed-over' | 'stopping';
+
+type ErrorCode = 'ERR_SD_UPGRADE_FAILED' | 'ERR_SD_START_TIMEOUT' | 'ERR_SD_SERVICE_EXITED';
 
 /** What upgrader() returns (the Upgrader interface of upgrade.ts), loaded with the first upgrader(). */
 export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
@@ -50,14 +60,16 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
   readonly #context: LaunchContext;
   readonly #signals: Array<[NodeJS.Signals, () => void]> = [];
   #role: Role;
-  /** Whether this process is the service's main process: from the start, or once an upgrade confirmed it, until it hands over. */
+  /** Whether this process speaks for the service: from the start, or once an upgrade confirmed it, until it hands over. */
   #main: boolean;
   #upgrading: Promise<UpgradeResult> | undefined;
-  #child: ChildProcess | undefined;
+  /** An upgrade asked for while one ran: it runs next, here or in the new main process. */
+  #queued: { promise: Promise<UpgradeResult>; resolve: (result: UpgradeResult | Promise<UpgradeResult>) => void } | undefined;
+  /** The new process of the upgrade in progress. */
+  #current: Launched | undefined;
+  /** The launcher of the next upgrade, started ahead of time. */
   #launcher: Launched | undefined;
   #stopping: Promise<void> | undefined;
-  /** Set at a hand-over: resolved once the new process has been told it is the main process. */
-  #confirmed: Promise<void> | undefined;
 
   constructor(core: Internals, options: UpgraderOptions, drain: Drain, previousPid: number | undefined) {
     super();
@@ -74,12 +86,12 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
     };
   }
 
-  /** True once this process is the service's main process (always, unless it was started by an upgrade that is not confirmed yet). */
+  /** True while this process is the service's main process: from the start, or once an upgrade confirmed it, until it hands over. */
   get isMain(): boolean {
     return this.#main;
   }
 
-  #error(code: 'ERR_SD_UPGRADE_FAILED' | 'ERR_SD_START_TIMEOUT' | 'ERR_SD_SERVICE_EXITED', message: string, cause?: unknown): SystemdError {
+  #error(code: ErrorCode, message: string, cause?: unknown): SystemdError {
     return new this.#core.SystemdError(code, message, cause === undefined ? undefined : { cause });
   }
 
@@ -100,7 +112,9 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
   /**
    * Starts the new version and hands over to it once it is ready (what the upgrade signal does).
    * Never rejects: a new process that fails, or is not ready within `readyTimeoutMs`, is killed,
-   * this one serves on, and the result says why. Calls while one runs share its result.
+   * this one serves on, and the result says why. A call while an upgrade runs (or before this
+   * process is the main one) is queued, as systemd queues a reload: one more upgrade runs once
+   * that one is over, here, or in the new process if it took over.
    */
   upgrade(): Promise<UpgradeResult> {
     if (process.env[WORKER_VARIABLE] !== undefined) {
@@ -108,20 +122,40 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
       this.#failed(undefined, error);
       return Promise.resolve({ upgraded: false, pid: undefined, error });
     }
-    if (this.#role !== 'main') {
-      const why = this.#role === 'pending' ? 'this process is not the main process yet' : 'this process is stopping';
+    if (this.#role === 'stopping' || this.#role === 'handed-over') {
+      const why = this.#role === 'stopping' ? 'this process is stopping' : 'this process handed over to a new one';
       return Promise.resolve({ upgraded: false, pid: undefined, error: this.#error('ERR_SD_UPGRADE_FAILED', `cannot upgrade: ${why}`) });
     }
-    this.#upgrading ??= this.#upgrade().finally(() => (this.#upgrading = undefined));
+    if (this.#upgrading || this.#role === 'pending') {
+      if (!this.#queued) {
+        let resolve!: (result: UpgradeResult | Promise<UpgradeResult>) => void;
+        const promise = new Promise<UpgradeResult>((r) => (resolve = r));
+        this.#queued = { promise, resolve };
+      }
+      return this.#queued.promise;
+    }
+    this.#upgrading = this.#upgrade().finally(() => {
+      this.#upgrading = undefined;
+      this.#runQueued();
+    });
     return this.#upgrading;
+  }
+
+  /** The upgrade asked for meanwhile: run here while this process is the main one, else passed on to the new one. */
+  #runQueued(): void {
+    const queued = this.#queued;
+    if (!queued || this.#role === 'pending') return;
+    this.#queued = undefined;
+    if (this.#role === 'main') queued.resolve(this.upgrade());
+    else queued.resolve({ upgraded: false, pid: undefined, error: this.#error('ERR_SD_UPGRADE_FAILED', 'cannot upgrade: this process is stopping') });
   }
 
   /**
    * Stops: STOPPING=1 (from the main process only), stop accepting, let in-flight work finish
-   * within `stopTimeoutMs`, onStop, exit. A new process being started is killed first. Idempotent.
+   * within `stopTimeoutMs`, onStop, exit. A new process being started is rolled back first. Idempotent.
    */
   stop(): Promise<void> {
-    return this.#stop(this.#main ? 'main' : 'quiet', 0);
+    return this.#stop(this.#role === 'main' ? 'main' : 'quiet', 0);
   }
 
   /** Stops without a word to the notify socket: the one a pool's worker has is gone with the pool. */
@@ -134,9 +168,12 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
     if (socket !== undefined) this.#core.notify(fields, { socket });
   }
 
-  async #barrier(): Promise<void> {
-    const socket = this.#context.notifySocket;
-    if (socket !== undefined) await this.#core.notify.barrier(5000, { socket });
+  #sendQuietly(fields: Parameters<Internals['notify']>[0]): void {
+    try {
+      this.#send(fields);
+    } catch (error) {
+      this.#warn(error as Error);
+    }
   }
 
   /** Tells the 'failed' listeners, or the process's warnings when there is none: a failed upgrade is never silent. */
@@ -155,18 +192,15 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
   }
 
   async #upgrade(): Promise<UpgradeResult> {
-    const unsupported = unsupportedOnBun('an upgrade', BUN_CANNOT_UPGRADE);
-    if (unsupported) {
-      this.#failed(undefined, unsupported);
-      return { upgraded: false, pid: undefined, error: unsupported };
+    const refused = unsupportedOnBun('an upgrade', BUN_CANNOT_UPGRADE);
+    if (refused) {
+      this.#failed(undefined, refused);
+      return { upgraded: false, pid: undefined, error: refused };
     }
     if (this.#context.notifySocket === undefined && process.env.INVOCATION_ID !== undefined) {
       // Run by systemd without a NOTIFY_SOCKET: MAINPID= cannot be sent, and this process's exit
       // would end the service, the new process with it.
-      const error = this.#error(
-        'ERR_SD_UPGRADE_FAILED',
-        'cannot upgrade: systemd gave no NOTIFY_SOCKET to tell it MAINPID= (use Type=notify, and NotifyAccess=main, exec or all)',
-      );
+      const error = this.#error('ERR_SD_UPGRADE_FAILED', 'cannot upgrade: systemd gave no NOTIFY_SOCKET to tell it MAINPID= (use Type=notify, and NotifyAccess=main, exec or all)');
       this.#failed(undefined, error);
       return { upgraded: false, pid: undefined, error };
     }
@@ -177,83 +211,100 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
     try {
       launched = this.#takeLauncher();
     } catch (cause) {
-      const error = this.#error('ERR_SD_UPGRADE_FAILED', `cannot start the new process: ${(cause as Error).message}`, cause);
-      this.#sendQuietly({ READY: 1, STATUS: this.#statusWith(`upgrade failed: ${firstLine(error.message)}`) });
-      this.#failed(undefined, error);
-      this.prepareSoon();
-      return { upgraded: false, pid: undefined, error };
+      return this.#giveUp(undefined, undefined, this.#error('ERR_SD_UPGRADE_FAILED', `cannot start the new process: ${(cause as Error).message}`, cause));
     }
-    const { child, channel, exited } = launched;
-    this.#child = child;
-    const pid = child.pid;
-    if (pid !== undefined) this.emit('upgrading', { pid });
-
+    this.#current = launched;
+    faultPoint('old:launched');
     const timeoutMs = this.#options.readyTimeoutMs ?? 30_000;
-    let timer: NodeJS.Timeout | undefined;
-    type Outcome = { message: Map<string, string> } | { closed: true } | { exited: string } | { timeout: true };
-    let outcome: Outcome = await Promise.race<Outcome>([
-      readMessage(channel, timeoutMs + 1000).then((message) => (message?.get('READY') === '1' ? { message } : { closed: true })),
-      exited.then((reason) => ({ exited: reason })),
-      new Promise<{ timeout: true }>((resolve) => (timer = setTimeout(() => resolve({ timeout: true }), timeoutMs))),
-    ]);
-    clearTimeout(timer);
-    if ('closed' in outcome) {
-      // The channel ends with the process: its exit status says more, and follows at once.
-      const reason = await Promise.race([exited, new Promise<undefined>((resolve) => setTimeout(resolve, 1000))]);
-      if (reason !== undefined) outcome = { exited: reason };
-    }
+    const deadline = Date.now() + timeoutMs;
+    const pid = await Promise.race([launched.pid, new Promise<undefined>((resolve) => setTimeout(resolve, timeoutMs))]);
+    if (pid === undefined) return this.#giveUp(launched, undefined, this.#error('ERR_SD_SERVICE_EXITED', 'the new process could not be started'));
+    this.emit('upgrading', { pid });
 
-    if (!('message' in outcome) || this.#role !== 'main' || pid === undefined) {
-      const error =
-        this.#role !== 'main'
-          ? this.#error('ERR_SD_UPGRADE_FAILED', `the upgrade was cancelled: this process is stopping`)
-          : 'timeout' in outcome
-            ? this.#error('ERR_SD_START_TIMEOUT', `the new process (pid ${pid}) was not ready within ${timeoutMs} ms`)
-            : 'exited' in outcome
-              ? this.#error('ERR_SD_SERVICE_EXITED', `the new process (pid ${pid}) ended before it was ready: ${outcome.exited}`)
-              : this.#error('ERR_SD_SERVICE_EXITED', `the new process (pid ${pid}) closed its channel before it was ready`);
-      await this.#rollBack(child, exited);
-      if (this.#role === 'main') this.#sendQuietly({ READY: 1, STATUS: this.#statusWith(`upgrade to pid ${pid} failed: ${firstLine(error.message)}`) });
-      this.#child = undefined;
-      this.#failed(pid, error);
-      this.prepareSoon();
-      return { upgraded: false, pid, error };
-    }
+    // 1. READY=1 from the new process.
+    const ready = await launched.channel.next(Math.max(0, deadline - Date.now()));
+    if (this.#role !== 'main') return this.#giveUp(launched, pid, this.#error('ERR_SD_UPGRADE_FAILED', 'the upgrade was cancelled: this process is stopping'));
+    if (ready === 'timeout') return this.#giveUp(launched, pid, this.#error('ERR_SD_START_TIMEOUT', `the new process (pid ${pid}) was not ready within ${timeoutMs} ms`));
+    if (ready === null || ready.get('READY') !== '1' || !isAlive(pid)) return this.#endedBeforeReady(launched, pid);
+    faultPoint('old:ready');
+    // Its shell lets go of it: from here on the service manager is its parent (see upgrade-launcher.ts).
+    await release(launched);
+    if (!isAlive(pid) || launched.channel.ended) return this.#endedBeforeReady(launched, pid);
 
-    // The hand-over. From the MAINPID= on, the new process is the main process for systemd.
-    const status = outcome.message.get('STATUS');
+    // 2. MAINPID=, and the barrier: the manager has acted on it once that returns.
     try {
-      this.#send({ MAINPID: pid, READY: 1, STATUS: status ?? '' });
+      this.#send({ MAINPID: pid, READY: 1, STATUS: ready.get('STATUS') ?? '' });
     } catch (cause) {
-      const error = this.#error('ERR_SD_UPGRADE_FAILED', `cannot tell the service manager MAINPID=${pid}: ${(cause as Error).message}`, cause);
-      await this.#rollBack(child, exited);
-      this.#child = undefined;
-      this.#failed(pid, error);
-      this.prepareSoon();
-      return { upgraded: false, pid, error };
+      return this.#giveUp(launched, pid, this.#error('ERR_SD_UPGRADE_FAILED', `cannot tell the service manager MAINPID=${pid}: ${(cause as Error).message}`, cause));
     }
-    this.#role = 'handed-over';
-    this.#main = false;
-    this.#child = undefined;
-    this.#options.watchdog?.stop();
-    let confirmed!: () => void;
-    this.#confirmed = new Promise((resolve) => (confirmed = resolve));
-    // The new process serves already: stop accepting now, and finish what is in flight meanwhile.
-    void this.#stop('quiet', 0);
+    faultPoint('old:mainpid');
     try {
-      await this.#barrier();
+      const socket = this.#context.notifySocket;
+      if (socket !== undefined) await this.#core.notify.barrier(5000, { socket });
     } catch (error) {
       // systemd reads its notify socket before it handles SIGCHLD: the message is processed
-      // before this process's exit is, even when it did not answer the barrier.
+      // before the new process's exit is, even when it did not answer the barrier.
       this.#warn(error as Error);
     }
-    // Only now may the new process act as the main process (its messages would be dropped before).
-    channel.once('error', () => confirmed());
-    channel.end(formatMessage({ MAINPID: pid }), () => confirmed());
-    channel.unref();
-    child.unref();
+    faultPoint('old:barrier');
+
+    // 3. Confirmed to the new process, if it still runs.
+    if (launched.channel.ended || !isAlive(pid) || !(await launched.channel.send({ MAINPID: pid }))) return this.#lostAtSwitch(launched, pid);
+    faultPoint('old:confirmed');
+
+    // 4. Its answer; from here on it serves alone.
+    // No ACK=1 in time from a process that still runs: the manager has it as the main process all
+    // the same, so it is handed over to.
+    const ack = await launched.channel.next(timeoutMs);
+    if (!(ack instanceof Map) && !isAlive(pid)) return this.#lostAtSwitch(launched, pid);
+    this.#role = 'handed-over';
+    this.#main = false;
+    this.#current = undefined;
+    faultPoint('old:acked');
+    this.#options.watchdog?.stop();
+    if (this.#queued) {
+      // Asked for during this upgrade: the new main process does it.
+      void launched.channel.send({ UPGRADE: 1 });
+      this.#queued.resolve({ upgraded: true, pid });
+      this.#queued = undefined;
+    }
+    launched.channel.unref();
+    launched.launcher.unref();
     this.emit('upgraded', { pid });
+    void this.#stop('quiet', 0);
     return { upgraded: true, pid };
+  }
+
+  async #endedBeforeReady(launched: Launched, pid: number): Promise<UpgradeResult> {
+    const how = await Promise.race([launched.ended, new Promise<undefined>((resolve) => setTimeout(resolve, 1000))]);
+    return this.#giveUp(launched, pid, this.#error('ERR_SD_SERVICE_EXITED', `the new process (pid ${pid}) ended before it was ready${how ? `: ${how}` : ''}`));
+  }
+
+  /**
+   * The new process died at the switch, after MAINPID= was sent. If the manager took it, the
+   * manager saw its main process die (it is the manager's child) and acts as for any crash; if the
+   * pid was gone already, the manager refused it, and this process is still the main one. Either
+   * way this one serves on, and says so.
+   */
+  #lostAtSwitch(launched: Launched, pid: number): UpgradeResult {
+    const error = this.#error('ERR_SD_SERVICE_EXITED', `the new process (pid ${pid}) ended during the switch; this one serves on`);
+    this.#sendQuietly({ READY: 1, STATUS: this.#statusWith(`upgrade to pid ${pid} failed: it ended during the switch`) });
+    launched.channel.destroy();
+    launched.control.destroy();
+    this.#current = undefined;
+    this.#failed(pid, error);
+    this.prepareSoon();
+    return { upgraded: false, pid, error };
+  }
+
+  /** Before the switch: the new process (if any) is rolled back, and this one serves on as the main process. */
+  async #giveUp(launched: Launched | undefined, pid: number | undefined, error: SystemdError): Promise<UpgradeResult> {
+    if (launched) await rollBack(launched, this.#options.stopTimeoutMs ?? 10_000);
+    this.#current = undefined;
+    if (this.#role === 'main') this.#sendQuietly({ READY: 1, STATUS: this.#statusWith(`upgrade${pid ? ` to pid ${pid}` : ''} failed: ${error.message.split('\n')[0]}`) });
+    this.#failed(pid, error);
+    this.prepareSoon();
+    return { upgraded: false, pid, error };
   }
 
   /** The launcher if it still fits (same fds), told to go; or a process started now. */
@@ -261,13 +312,11 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
     const ready = this.#launcher;
     this.#launcher = undefined;
     if (ready && stillFits(ready, this.#options, this.#context, this.#core.heldFds)) {
-      ready.child.ref();
-      ready.channel.ref();
-      ready.channel.write('go\n');
+      go(ready);
       return ready;
     }
     if (ready) killLauncher(ready);
-    return launch(this.#options, this.#context, this.#core.heldFds, false);
+    return launch(this.#options, this.#context, this.#core, false);
   }
 
   /** Starts the launcher of the next upgrade a moment from now, once this process has settled. */
@@ -279,45 +328,28 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
     if (this.#role !== 'main' || this.#launcher || this.#upgrading || process.env[WORKER_VARIABLE] !== undefined) return;
     let launched: Launched;
     try {
-      launched = launch(this.#options, this.#context, this.#core.heldFds, true);
+      launched = launch(this.#options, this.#context, this.#core, true);
     } catch (error) {
       this.#warn(error as Error);
       return;
     }
     // It waits for ever, and must keep nothing alive.
-    launched.child.unref();
-    launched.channel.unref();
+    unrefLauncher(launched);
     this.#launcher = launched;
-    void launched.exited.then(() => {
-      if (this.#launcher === launched) this.#launcher = undefined;
+    launched.launcher.once('exit', () => {
+      if (this.#launcher === launched) {
+        this.#launcher = undefined;
+        killLauncher(launched);
+      }
     });
-  }
-
-  #sendQuietly(fields: Parameters<Internals['notify']>[0]): void {
-    try {
-      this.#send(fields);
-    } catch (error) {
-      this.#warn(error as Error);
-    }
-  }
-
-  /** SIGTERM to the new process's group, SIGKILL if it is still there after `stopTimeoutMs`. */
-  async #rollBack(child: ChildProcess, exited: Promise<string>): Promise<void> {
-    if (child.exitCode === null && child.signalCode === null) signalGroup(child, 'SIGTERM');
-    const grace = this.#options.stopTimeoutMs ?? 10_000;
-    let timer: NodeJS.Timeout | undefined;
-    const late = await Promise.race([exited.then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), grace)))]);
-    clearTimeout(timer);
-    // What the group started may outlive it: SIGKILL them too, whether or not the leader is gone.
-    signalGroup(child, 'SIGKILL');
-    if (late) await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 1000))]);
-    (child.stdio[child.stdio.length - 1] as { destroy(): void } | null)?.destroy();
   }
 
   #stop(how: 'main' | 'quiet', exitCode: number): Promise<void> {
     if (this.#stopping) return this.#stopping;
-    const wasMain = this.#main;
+    const wasMain = this.#role === 'main';
     this.#role = 'stopping';
+    this.#queued?.resolve({ upgraded: false, pid: undefined, error: this.#error('ERR_SD_UPGRADE_FAILED', 'cannot upgrade: this process is stopping') });
+    this.#queued = undefined;
     // The signal handlers stay until the exit: a second SIGTERM (systemd sends one to every
     // process of the unit on a stop) must not kill a process that is finishing its requests.
     this.#stopping = runStop({
@@ -326,16 +358,16 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
         if (this.#launcher) killLauncher(this.#launcher);
         this.#launcher = undefined;
         // A new process not handed over to yet is rolled back (the upgrade sees the role change).
-        const child = this.#child;
+        const current = this.#current;
         const upgrading = this.#upgrading;
-        if (child && upgrading) {
-          signalGroup(child, 'SIGTERM');
+        if (current && upgrading) {
+          void current.channel.send({ ROLLBACK: 1 });
+          signalGroup(current.launcher, 'SIGTERM');
           await upgrading;
         }
       },
       drain: this.#drain,
       stopTimeoutMs: this.#options.stopTimeoutMs ?? 10_000,
-      after: () => this.#confirmed ?? Promise.resolve(),
       onStop: this.#options.onStop,
       watchdog: this.#options.watchdog,
       dispose: () => this.dispose(),
@@ -346,30 +378,17 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
     return this.#stopping;
   }
 
-  /** @internal The new process's side: READY=1 to the old process, then wait to be the main process. */
-  async confirm(fd: number, status: string | undefined): Promise<void> {
-    const { Socket } = await import('node:net');
-    const socket = new Socket({ fd, readable: true, writable: true });
-    socket.on('error', () => undefined);
-    socket.write(formatMessage(status === undefined ? { READY: 1 } : { READY: 1, STATUS: status }));
-    const reply = await readMessage(socket, CONFIRM_TIMEOUT_MS);
-    socket.destroy();
-    if (reply?.get('MAINPID') !== String(process.pid)) {
-      const error = this.#error(
-        'ERR_SD_UPGRADE_FAILED',
-        `the process that started this one for an upgrade (pid ${this.previousPid}) did not hand over: it rolled back or is gone`,
-      );
-      await this.#stop('quiet', 1);
-      throw error;
-    }
+  /** @internal The new process is the main process now (upgrade-successor.ts): what was queued for then runs. */
+  becameMain(): void {
     if (this.#role !== 'pending') return;
     this.#role = 'main';
     this.#main = true;
     for (const error of this.#core.becameMain()) this.#warn(error);
+    this.#runQueued();
+  }
+
+  /** @internal The old process rolled back: this one stops, and says why. */
+  rolledBack(): Promise<void> {
+    return this.#stop('quiet', 1);
   }
 }
-
-function firstLine(text: string): string {
-  return text.split('\n')[0]!;
-}
-

@@ -40,10 +40,15 @@ export interface ExecActivatedOptions {
   /** Variables set to the new process's own pid; LISTEN_PID is added when `listenFds` is not empty. */
   pidVariables?: readonly string[];
   /**
-   * An fd, as the new process sees it, on which it waits for the line "go" before the exec (and
-   * exits 0 on anything else): a process started ahead of time, to be used later.
+   * Start the program through a shell that stays its parent only until told to let go (SIGUSR1,
+   * see {@link releaseLauncher}) and then exits, so that the program is adopted by the nearest
+   * child subreaper above: the service manager, which must see its exit, with its status, once it
+   * is the main process. The shell's stdin is then `control`, a socket of this process's: the
+   * shell writes the program's pid there as the message `PID=<pid>`, and its exit status as
+   * `EXIT=<status>` if it ends while the shell is still its parent; with `waitForGo`, the shell
+   * first waits there for the line "go". The program's stdin is /dev/null, as StandardInput=null's.
    */
-  waitForGoOn?: number;
+  orphan?: { control: number; waitForGo: boolean };
   cwd?: string;
   /** stdin: /dev/null, as systemd's StandardInput=null, or this process's. */
   stdin: 'ignore' | 'inherit';
@@ -76,17 +81,42 @@ export function execActivated(options: ExecActivatedOptions): ChildProcess {
     pidVariables.push('LISTEN_PID');
   }
   Object.assign(env, options.set);
-  // `read` takes the line byte by byte, so nothing meant for the program is consumed.
-  const waitForGo = options.waitForGoOn === undefined ? '' : `read -r go <&${options.waitForGoOn} || exit 0; [ "$go" = go ] || exit 0; `;
-  const assign = pidVariables.map((v) => `${v}=$$; export ${v}; `).join('');
-  const stdio: StdioOptions = [options.stdin, options.output, options.output, ...options.listenFds, ...(options.extraFds ?? [])];
+  let script = `${pidVariables.map((v) => `${v}=$$; export ${v}; `).join('')}exec "$0" "$@"`;
+  let stdin: 'ignore' | 'inherit' | number = options.stdin;
+  if (options.orphan) {
+    // A shell of its own for $$ to be the program's pid. Only fd 0 is used here: dash takes no
+    // fd number above 9 in a redirection, and the fds passed may go beyond. `read` takes the
+    // line byte by byte, so nothing after it is consumed.
+    // The trap comes first: a SIGUSR1 before it would end the shell anyway, as asked.
+    const waitForGo = options.orphan.waitForGo ? 'read -r go || exit 0; [ "$go" = go ] || exit 0; ' : '';
+    script =
+      `trap 'exit 0' USR1; ${waitForGo}sh -c '${script}' "$0" "$@" </dev/null & n=$!; ` +
+      `printf 'PID=%s\n\n' "$n" >&0; wait "$n"; printf 'EXIT=%s\n\n' "$?" >&0`;
+    stdin = options.orphan.control;
+  }
+  const stdio: StdioOptions = [stdin, options.output, options.output, ...options.listenFds, ...(options.extraFds ?? [])];
   const { spawn } = process.getBuiltinModule('node:child_process');
-  return spawn('/bin/sh', ['-c', `${waitForGo}${assign}exec "$0" "$@"`, options.command, ...options.args], {
+  return spawn('/bin/sh', ['-c', script, options.command, ...options.args], {
     cwd: options.cwd,
     env,
     stdio,
     detached: true,
   });
+}
+
+/**
+ * Tells the shell of an `orphan` start to let go of the program: it exits, and the program is
+ * adopted. Resolves once the shell is gone (at once if it is already).
+ */
+export function releaseLauncher(launcher: ChildProcess): Promise<void> {
+  if (launcher.exitCode !== null || launcher.signalCode !== null || launcher.pid === undefined) return Promise.resolve();
+  const gone = new Promise<void>((resolve) => launcher.once('exit', () => resolve()));
+  try {
+    process.kill(launcher.pid, 'SIGUSR1');
+  } catch {
+    return Promise.resolve();
+  }
+  return gone;
 }
 
 /**

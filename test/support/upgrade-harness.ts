@@ -26,7 +26,7 @@ export interface ServiceDir {
   webPort: number;
   udpPort: number;
   /** Writes version.json: what the next process started will be. */
-  deploy(version: string, behavior?: 'ok' | 'crash' | 'hang'): void;
+  deploy(version: string, behavior?: 'ok' | 'crash' | 'hang' | 'stubborn'): void;
   /** The `EVENT PID VERSION` lines so far. */
   events(): string[];
 }
