@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { existsSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { outputOf, spawnActivated } from '../support/activated-child.js';
 import { SocketSet } from '../support/sockets.js';
@@ -93,6 +93,12 @@ describe('package: npm pack', function () {
     targets.push(...Object.values(own.bin ?? {}));
     for (const target of targets) expect(paths.has(target.replace(/^\.\//, '')), `${target} is not in the tarball`).to.equal(true);
     expect(own.scripts?.install).to.equal('node scripts/install.cjs');
+  });
+
+  it("package-lock.json records package.json's bin (else `npm install` in a clean clone rewrites it)", function () {
+    const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, { bin?: Record<string, string> }> };
+    const bin = Object.fromEntries(Object.entries(manifest(root).bin ?? {}).map(([name, path]) => [name, path.replace(/^\.\//, '')]));
+    expect(lock.packages['']?.bin).to.deep.equal(bin);
   });
 });
 
