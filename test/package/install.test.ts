@@ -107,8 +107,8 @@ describe('package: installed with no compiler on PATH', function () {
   const sockets = new SocketSet();
   after(() => sockets.closeAll());
 
-  it('that PATH has node, npm and sh, and no compiler, make or python', function () {
-    for (const tool of ['node', 'npm', 'sh']) expect(found(tool), tool).to.equal(true);
+  it('that PATH has node, npm, npx and sh, and no compiler, make or python', function () {
+    for (const tool of ['node', 'npm', 'npx', 'sh']) expect(found(tool), tool).to.equal(true);
     for (const tool of BUILD_TOOLS) expect(found(tool), `${tool} is on the no-compiler PATH`).to.equal(false);
     // And npm on it is the npm of this machine, run by this node.
     const version = run('npm', ['--version'], { cwd: noCompilerBin(), env: userEnv() });
