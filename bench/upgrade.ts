@@ -14,7 +14,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { CLI } from '../test/support/cli-bin.js';
 import { controlWindows, describeSummary, failures, LoadRun, summarize, type LatencyFigures, type LoadResult, type LoadSummary } from '../test/support/load.js';
 import { SystemdManager } from '../test/support/systemd-manager.js';
 import {
@@ -36,7 +36,6 @@ const UPGRADES = Number(process.env.BENCH_UPGRADES ?? 10);
 const RATE = Number(process.env.BENCH_RATE ?? 300);
 const INTERVAL = Number(process.env.BENCH_INTERVAL ?? 2500);
 const RATES: Rates = { close: RATE, keepAlive: Math.round(RATE / 3), udp: RATE };
-const CLI = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
 const verdicts: Array<[string, boolean]> = [];
 const verdict = (what: string, ok: boolean): void => void verdicts.push([what, ok]);

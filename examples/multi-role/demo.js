@@ -3,13 +3,15 @@
 // daemon with them as Type=notify, and this script talks to each socket, then stops it all.
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const cli = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url));
+// The command `npx sd-activate` runs: the package's bin, as package.json names it.
+const packageJson = new URL('../../package.json', import.meta.url);
+const cli = fileURLToPath(new URL(JSON.parse(readFileSync(packageJson, 'utf8')).bin['sd-activate'], packageJson));
 const server = fileURLToPath(new URL('./server.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'multi-role-'));
 const args = [

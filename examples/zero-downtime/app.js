@@ -9,7 +9,7 @@ export function handler(req, res) {
   res.end(`${version} ${process.pid}\n`);
 }
 
-/** UDP: the datagram back, with the process that read it. */
+/** UDP: the datagram back (one line: `echo ping | socat ...` sends "ping\n"), with the process that read it. */
 export function onMessage(message, remote) {
-  this.send(`${message} ${version} ${process.pid}`, remote.port, remote.address);
+  this.send(`${String(message).trimEnd()} ${version} ${process.pid}\n`, remote.port, remote.address);
 }

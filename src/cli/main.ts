@@ -5,6 +5,7 @@
  */
 import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
+import { packageRoot } from '../native/addon.js';
 import { ls, LS_HELP } from './ls.js';
 import { run, RUN_HELP } from './run.js';
 import { UsageError } from './usage-error.js';
@@ -36,8 +37,8 @@ See 'sd-activate help <command>' for the options of a command.
 const HELP: Record<string, string> = { run: RUN_HELP, ls: LS_HELP };
 
 function version(): string {
-  // dist/src/cli/main.js -> the package root
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  // Found as the addon is: this file is dist/pkg/cli/main.js in the package, dist/src/cli/main.js unbundled.
+  const pkg = JSON.parse(readFileSync(`${packageRoot(import.meta.url)}/package.json`, 'utf8')) as { version: string };
   return pkg.version;
 }
 
@@ -64,7 +65,8 @@ export async function main(args: readonly string[]): Promise<number> {
       case 'ls':
         return await ls(rest.filter((a) => a !== '--verbose' && a !== '-v'), stderr);
       case 'help': {
-        const topic = rest[0];
+        // `help --help`: the usage of help is a line of the main help.
+        const topic = rest[0] === '--help' || rest[0] === '-h' ? undefined : rest[0];
         if (topic !== undefined && !HELP[topic]) throw new UsageError(`no such command: ${topic}; the commands are run and ls`);
         process.stdout.write(topic ? HELP[topic]! : MAIN_HELP);
         return 0;

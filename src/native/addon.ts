@@ -103,9 +103,12 @@ function ownUrl(): string {
  * file lives under it, bundled or not: dist/pkg/index.js, dist/pkg/cli/main.js, dist/src/native/addon.js.
  * A file: URL on Linux is the path, percent-encoded; decoded by hand, because the first URL object
  * and fileURLToPath() cost a service a quarter of a millisecond of start-up. Node's own loader
- * makes these URLs: no host, no query, no fragment.
+ * makes these URLs: no host, no query, no fragment. The CLI finds package.json with it too.
+ *
+ * @throws Error when the path has no `/dist/` (the package's files moved, or bundled into another
+ *   program): the message says where the module is.
  */
-function packageRoot(moduleUrl: string): string {
+export function packageRoot(moduleUrl: string): string {
   const path = moduleUrl.startsWith('file:///') ? decodeURIComponent(moduleUrl.slice('file://'.length)) : url.fileURLToPath(moduleUrl);
   const dist = path.lastIndexOf('/dist/');
   if (dist === -1) throw new Error(`${path} is not inside the package's dist/ directory`);

@@ -1,14 +1,19 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CLI, ROOT } from '../support/cli-bin.js';
 
-/** The built CLI, as `npx sd-activate` runs it. */
-export const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-/** The repository root (dist/test/cli -> ../../..). */
-export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+/**
+ * CLI: package.json's `bin` (dist/pkg/cli/main.js), the file `npx sd-activate` runs, read from
+ * package.json; run here as `node CLI ARGS` with this process's node (npx runs the same file
+ * through its `#!/usr/bin/env node` line). Not dist/src/cli/main.js: that is not what users run.
+ * ROOT: the repository. See test/support/cli-bin.ts.
+ */
+export { CLI, ROOT };
+
 /** A built fixture of test/fixtures/cli. */
 export const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/cli/${name}.js`, import.meta.url));
 
@@ -128,4 +133,17 @@ export async function freePort(): Promise<number> {
   const { port } = server.address() as net.AddressInfo;
   await new Promise((resolve) => server.close(resolve));
   return port;
+}
+
+/**
+ * The command, runnable by any user: what it loads at run time (package.json, the bundles of
+ * dist/pkg, the addon where the loader looks, its dependencies) copied into `dir`, made
+ * world-readable. Returns the copy's bin. For a test that runs the command as another user
+ * wherever the checkout is, a directory of mode 0700 under /root included.
+ */
+export function readableCopy(dir: string): string {
+  const parts = ['package.json', 'dist/pkg', 'build/Release/sd_activate.node', 'prebuilds', 'node_modules/node-gyp-build', 'node_modules/ip-address'];
+  for (const part of parts.filter((p) => existsSync(join(ROOT, p)))) cpSync(join(ROOT, part), join(dir, part), { recursive: true });
+  chmodSync(dir, 0o755);
+  return join(dir, relative(ROOT, CLI));
 }

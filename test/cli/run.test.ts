@@ -6,7 +6,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { join } from 'node:path';
 import { uniqueName } from '../support/resources.js';
-import { CLI, exchange, fixture, freePort, runCli, useClis, type Cli } from './helpers.js';
+import { CLI, exchange, fixture, freePort, readableCopy, runCli, useClis, type Cli } from './helpers.js';
 
 /** Connects again and again for `ms`, one connection at a time, and counts how each ended. */
 async function hammer(port: number, ms: number): Promise<{ ok: number; refused: number; other: Record<string, number>; pids: Set<string> }> {
@@ -470,8 +470,10 @@ describe('sd-activate run', function () {
       const dir = clis.tempDir();
       expect(statSync(dir).mode & 0o022).to.equal(0);
       if (process.getuid?.() === 0) {
+        // The checkout may be where nobody cannot read (a clone under /root): nobody runs a copy.
+        const cli = readableCopy(clis.tempDir());
         const asNobody = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-          const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, CLI, 'run', '-l', `admin=unix:${dir}/admin.sock`, '--', 'true'], { stdio: ['ignore', 'ignore', 'pipe'] });
+          const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, cli, 'run', '-l', `admin=unix:${dir}/admin.sock`, '--', 'true'], { stdio: ['ignore', 'ignore', 'pipe'] });
           let stderr = '';
           child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
           child.on('close', (code) => resolve({ code, stderr }));
@@ -519,7 +521,8 @@ describe('sd-activate run', function () {
       const result = await runCli(['run', '--verbose', '-l', 'web=tcp:127.0.0.1:99999', '--', 'true']);
       expect(result.code).to.equal(2);
       expect(result.stderr).to.match(/^sd-activate: bad --listen/);
-      expect(result.stderr).to.match(/^\s+at .*listen-spec\.js/m);
+      // A frame of the command's own code: the bin, one bundled file.
+      expect(result.stderr.split('\n').some((line) => /^\s+at /.test(line) && line.includes(CLI)), result.stderr).to.equal(true);
     });
 
     it('the options of the command are its own: parsing stops at the command', async () => {

@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
+import { CLI } from '../support/cli-bin.js';
 import { httpGet } from '../support/network.js';
 import { LoadRun, summarize, type LoadResult } from '../support/load.js';
 import { SystemdManager } from '../support/systemd-manager.js';
@@ -20,9 +20,6 @@ import { alive, loadPlan, prepareService, serviceOutput, serviceUnit, sleep, UPG
  * its main process.
  */
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-/** The CLI as installed: package.json's bin. */
-const CLI = join(ROOT, (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> }).bin['sd-activate']!);
 
 const PHASES = ['old:launched', 'old:ready', 'old:mainpid', 'old:barrier', 'old:confirmed', 'old:acked', 'new:started', 'new:ready', 'new:confirmed', 'new:acked'] as const;
 type Phase = (typeof PHASES)[number];

@@ -2,8 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
+import { CLI } from '../support/cli-bin.js';
 import { describeSummary, failures, LoadRun, summarize } from '../support/load.js';
 import { alive, loadPlan, prepareService, serviceOutput, sleep, UPGRADE_SERVICE, upgradeOnce, type UpgradeStep } from '../support/upgrade-harness.js';
 
@@ -12,8 +12,6 @@ import { alive, loadPlan, prepareService, serviceOutput, sleep, UPGRADE_SERVICE,
  * passes them at fd 3+, receives the notify messages, and follows MAINPID= to the new process.
  * The upgrade is triggered by a signal to the main process, as ExecReload=kill -HUP $MAINPID does.
  */
-
-const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
 describe('zero-downtime upgrade under `sd-activate run`, under load', function () {
   this.timeout(90_000);

@@ -7,7 +7,7 @@ import * as net from 'node:net';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { native, type RawFdFacts } from '../../src/native/addon.js';
+import { native, packageRoot, type RawFdFacts } from '../../src/native/addon.js';
 import { openSocket } from '../../src/shared/open-socket.js';
 import { decodeSockaddr, encodeSockaddr, InetAddress } from '../../src/core/sockaddr.js';
 import { handleFd, uniqueName, useResources } from '../support/resources.js';
@@ -481,5 +481,27 @@ describe('native: constants', () => {
       S_IFCHR: 0o20000,
       SCM_MAX_FD: 253,
     });
+  });
+});
+
+describe('native: packageRoot(), where the addon is looked for', () => {
+  it('is the folder above the last dist/, at any depth: every entry point, bundled or not', () => {
+    for (const file of ['dist/pkg/index.js', 'dist/pkg/testing.js', 'dist/pkg/upgrade-impl.js', 'dist/pkg/cli/main.js', 'dist/src/native.js', 'dist/src/cli/main.js', 'dist/src/native/addon.js']) {
+      expect(packageRoot(`file:///app/node_modules/sd-activate/${file}`), file).to.equal('/app/node_modules/sd-activate');
+    }
+  });
+
+  it('a dist folder above the package does not count; a path is percent-decoded', () => {
+    expect(packageRoot('file:///srv/dist/app/node_modules/sd-activate/dist/pkg/cli/main.js')).to.equal('/srv/dist/app/node_modules/sd-activate');
+    expect(packageRoot('file:///home/a%20b/%E2%82%AC/dist/pkg/index.js')).to.equal('/home/a b/€');
+  });
+
+  it('a file: URL with a host goes through fileURLToPath; a module outside dist/ is an error that says where it is', () => {
+    expect(packageRoot('file://localhost/opt/x/dist/pkg/index.js')).to.equal('/opt/x');
+    expect(() => packageRoot('file:///bundled/app.js')).to.throw("/bundled/app.js is not inside the package's dist/ directory");
+  });
+
+  it("is this repository for this module's own URL", () => {
+    expect(packageRoot(import.meta.url)).to.equal(fileURLToPath(new URL('../../..', import.meta.url)).replace(/\/$/, ''));
   });
 });

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { existsSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { outputOf, spawnActivated } from '../support/activated-child.js';
 import { SocketSet } from '../support/sockets.js';
@@ -94,6 +94,12 @@ describe('package: npm pack', function () {
     for (const target of targets) expect(paths.has(target.replace(/^\.\//, '')), `${target} is not in the tarball`).to.equal(true);
     expect(own.scripts?.install).to.equal('node scripts/install.cjs');
   });
+
+  it("package-lock.json records package.json's bin (else `npm install` in a clean clone rewrites it)", function () {
+    const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, { bin?: Record<string, string> }> };
+    const bin = Object.fromEntries(Object.entries(manifest(root).bin ?? {}).map(([name, path]) => [name, path.replace(/^\.\//, '')]));
+    expect(lock.packages['']?.bin).to.deep.equal(bin);
+  });
 });
 
 describe('package: installed with no compiler on PATH', function () {
@@ -101,8 +107,8 @@ describe('package: installed with no compiler on PATH', function () {
   const sockets = new SocketSet();
   after(() => sockets.closeAll());
 
-  it('that PATH has node, npm and sh, and no compiler, make or python', function () {
-    for (const tool of ['node', 'npm', 'sh']) expect(found(tool), tool).to.equal(true);
+  it('that PATH has node, npm, npx and sh, and no compiler, make or python', function () {
+    for (const tool of ['node', 'npm', 'npx', 'sh']) expect(found(tool), tool).to.equal(true);
     for (const tool of BUILD_TOOLS) expect(found(tool), `${tool} is on the no-compiler PATH`).to.equal(false);
     // And npm on it is the npm of this machine, run by this node.
     const version = run('npm', ['--version'], { cwd: noCompilerBin(), env: userEnv() });

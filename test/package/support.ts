@@ -1,6 +1,6 @@
 /**
  * The package as a user gets it: `npm pack` of this tree, installed into fresh directories with
- * npm, on a PATH that holds node, npm and sh and nothing else (no gcc, cc, make or python).
+ * npm, on a PATH that holds node, npm, npx and sh and nothing else (no gcc, cc, make or python).
  * Packing and each install happen once per mocha process and are shared by the package tests.
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
@@ -56,15 +56,16 @@ export function run(
   return Object.assign(result, { ms });
 }
 
-/** The directory holding only `node` (this process's), `npm` and `sh`. */
+/** The directory holding only `node` (this process's), `npm`, `npx` and `sh`. */
 let binDir: string | undefined;
 export function noCompilerBin(): string {
   if (binDir) return binDir;
   const dir = tempDir('bin-');
   symlinkSync(process.execPath, join(dir, 'node'));
   symlinkSync('/bin/sh', join(dir, 'sh'));
-  // npm's own script, run by whichever `node` comes first on PATH: the one above.
+  // npm's own scripts, run by whichever `node` comes first on PATH: the one above.
   writeFileSync(join(dir, 'npm'), `#!/bin/sh\nexec node '${npmCli()}' "$@"\n`, { mode: 0o755 });
+  writeFileSync(join(dir, 'npx'), `#!/bin/sh\nexec node '${join(dirname(npmCli()), 'npx-cli.js')}' "$@"\n`, { mode: 0o755 });
   binDir = dir;
   return dir;
 }
@@ -183,14 +184,21 @@ const installs = new Map<string, Installed>();
  * A fresh consumer project with `tarball` installed by npm on the no-compiler PATH, made once per
  * tarball, flag and `purpose` (a test that changes its project names a purpose of its own).
  */
-export function install(options: { ignoreScripts: boolean; tarball?: string; check?: boolean; purpose?: string }): Installed & { status: number | null } {
+export function install(options: {
+  ignoreScripts: boolean;
+  tarball?: string;
+  check?: boolean;
+  purpose?: string;
+  /** More packages for the same `npm install` (`express@5.1.0`). */
+  also?: readonly string[];
+}): Installed & { status: number | null } {
   const tarball = options.tarball ?? pack().tarball;
-  const key = `${tarball}\0${options.ignoreScripts}\0${options.purpose ?? ''}`;
+  const key = `${tarball}\0${options.ignoreScripts}\0${options.purpose ?? ''}\0${(options.also ?? []).join(' ')}`;
   const cached = installs.get(key);
   if (cached) return { ...cached, status: 0 };
   const dir = tempDir('consumer-');
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module' }, null, 2));
-  const args = ['install', tarball, '--no-audit', '--no-fund', '--foreground-scripts', '--loglevel=info'];
+  const args = ['install', tarball, ...(options.also ?? []), '--no-audit', '--no-fund', '--foreground-scripts', '--loglevel=info'];
   if (options.ignoreScripts) args.push('--ignore-scripts');
   const result = run('npm', args, { cwd: dir, env: userEnv(), check: options.check ?? true });
   const installed = { dir, pkg: join(dir, 'node_modules', 'sd-activate'), log: result.stdout + result.stderr, ms: result.ms };
@@ -214,6 +222,7 @@ export function writeScript(dir: string, file: string, source: string): string {
 /** The installed package's package.json. */
 export function manifest(pkgDir: string): {
   name: string;
+  version: string;
   exports: Record<string, string | Record<string, string>>;
   bin?: Record<string, string>;
   dependencies?: Record<string, string>;
