@@ -5,6 +5,7 @@
  */
 import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
+import { clip } from '../core/quote.js';
 import { ls, LS_HELP } from './ls.js';
 import { run, RUN_HELP } from './run.js';
 import { UsageError } from './usage-error.js';
@@ -65,7 +66,7 @@ export async function main(args: readonly string[]): Promise<number> {
         return await ls(rest.filter((a) => a !== '--verbose' && a !== '-v'), stderr);
       case 'help': {
         const topic = rest[0];
-        if (topic !== undefined && !HELP[topic]) throw new UsageError(`no such command: ${topic}; the commands are run and ls`);
+        if (topic !== undefined && !HELP[topic]) throw new UsageError(`no such command: ${clip(topic)}; the commands are run and ls`);
         process.stdout.write(topic ? HELP[topic]! : MAIN_HELP);
         return 0;
       }
@@ -82,7 +83,7 @@ export async function main(args: readonly string[]): Promise<number> {
       case '--verbose':
         return await main(rest.length ? rest : ['--help']);
       default:
-        throw new UsageError(`'${command}' is not a command; the commands are run and ls (see 'sd-activate --help')`);
+        throw new UsageError(`'${clip(command)}' is not a command; the commands are run and ls (see 'sd-activate --help')`);
     }
   } catch (error) {
     stderr((error as Error).message ?? String(error));

@@ -3,6 +3,8 @@ import { LISTEN_FDS_START, LISTEN_VARIABLES, parseListenEnvironment } from '../c
 import { SystemdError } from '../core/errors.js';
 import { native } from '../native/addon.js';
 import { describeFdInfo, toFdInfo, type FdInfo } from '../core/socket-info.js';
+import { isValidFdName } from '../core/fd-name.js';
+import { list, quote, show } from '../core/quote.js';
 
 /**
  * One inherited fd: its number, its name from LISTEN_FDNAMES, and what it really is.
@@ -109,7 +111,7 @@ function readOnce(options: ListenFdsOptions): Outcome {
       } catch (cause) {
         throw new SystemdError(
           'ERR_SD_FD_INVALID',
-          `LISTEN_FDS=${parsed.count} promises fd ${fd} ("${parsed.names[i]}"), but it cannot be used: ${(cause as Error).message}`,
+          `LISTEN_FDS=${parsed.count} promises fd ${fd} (${quote(parsed.names[i]!)}), but it cannot be used: ${(cause as Error).message}`,
           { cause },
         );
       }
@@ -160,12 +162,12 @@ export type FallbackListenOptions = { port: number; host?: string; address?: str
 function fallbackOptions(name: string, fallback: ListenFallback | undefined): FallbackListenOptions {
   if (fallback === undefined) {
     const reason = outcome && 'reason' in outcome ? outcome.reason : 'LISTEN_FDS is not set';
-    throw new SystemdError(
-      'ERR_SD_NOT_ACTIVATED',
-      `no socket named "${name}": this process was not socket-activated (${reason}). ` +
-        `Start it from a .socket unit with FileDescriptorName=${name}, or locally with ` +
-        `\`systemd-socket-activate -l 8080 --fdname=${name} node app.js\`, or give a fallback: systemdFd('${name}', 8080)`,
-    );
+    // How to run it activated, for a name a .socket unit can give (at most 255 characters).
+    const how = isValidFdName(name)
+      ? `Start it from a .socket unit with FileDescriptorName=${name}, or locally with ` +
+        `\`systemd-socket-activate -l 8080 --fdname=${name} node app.js\`, or give a fallback: systemdFd('${name}', 8080)`
+      : "No .socket unit can give it that name (FileDescriptorName= takes 1 to 255 printable ASCII characters, no ':'): give a fallback";
+    throw new SystemdError('ERR_SD_NOT_ACTIVATED', `no socket named ${quote(name)}: this process was not socket-activated (${reason}). ${how}`);
   }
   if (typeof fallback === 'number') {
     if (!Number.isInteger(fallback) || fallback < 0 || fallback > 65535) throw new RangeError(`fallback port must be 0..65535, got ${fallback}`);
@@ -181,19 +183,19 @@ function fallbackOptions(name: string, fallback: ListenFallback | undefined): Fa
       return fallback.host === undefined ? { port: fallback.port } : { host: fallback.host, address: fallback.host, port: fallback.port };
     }
   }
-  throw new TypeError(`fallback must be a port, a unix socket path, { host, port } or { path }, got ${util.inspect(fallback)}`);
+  throw new TypeError(`fallback must be a port, a unix socket path, { host, port } or { path }, got ${show(fallback)}`);
 }
 
 function checkName(name: unknown): asserts name is string {
-  if (typeof name !== 'string' || name.length === 0) throw new TypeError(`name must be a non-empty string, got ${util.inspect(name)}`);
+  if (typeof name !== 'string' || name.length === 0) throw new TypeError(`name must be a non-empty string, got ${show(name)}`);
 }
 
 function notFound(name: string, fds: readonly ListenFd[]): SystemdError {
-  const have = fds.map((f) => `"${f.name}" (fd ${f.fd}: ${f.describe()})`).join(', ');
+  const have = list(fds.map((f) => `${quote(f.name)} (fd ${f.fd}: ${f.describe()})`));
+  const how = isValidFdName(name) ? `Set FileDescriptorName=${name} in the .socket unit` : 'A .socket unit names its fds with FileDescriptorName=';
   return new SystemdError(
     'ERR_SD_FD_NOT_FOUND',
-    `no inherited fd is named "${name}"; the service manager passed ${have}. ` +
-      `Set FileDescriptorName=${name} in the .socket unit (names come from LISTEN_FDNAMES)`,
+    `no inherited fd is named ${quote(name)}; the service manager passed ${have}. ${how} (names come from LISTEN_FDNAMES)`,
   );
 }
 
@@ -210,10 +212,10 @@ function notFound(name: string, fds: readonly ListenFd[]): SystemdError {
 export function systemdFd(name: string, fallback?: ListenFallback): ListenFd | FallbackListenOptions {
   const all = systemdFds(name, fallback);
   if (all.length > 1) {
-    const list = all.map((f) => `fd ${(f as ListenFd).fd}: ${(f as ListenFd).describe()}`).join('; ');
+    const which = list(all.map((f) => `fd ${(f as ListenFd).fd}: ${(f as ListenFd).describe()}`));
     throw new SystemdError(
       'ERR_SD_FD_AMBIGUOUS',
-      `${all.length} inherited fds are named "${name}" (${list}); serve them all with systemdFds('${name}') or an adapter`,
+      `${all.length} inherited fds are named ${quote(name)} (${which}); serve them all with systemdFds(${quote(name)}) or an adapter`,
     );
   }
   return all[0]!;

@@ -2,6 +2,7 @@ import { errno as errnoValues } from '../core/builtins.js';
 import { SystemdError } from '../core/errors.js';
 import { notify } from './notify.js';
 import { U64_MAX, parsePid, safeAtou64 } from '../core/parse-number.js';
+import { quote } from '../core/quote.js';
 
 const { EINVAL, ERANGE } = errnoValues;
 
@@ -44,7 +45,7 @@ export function parseWatchdogEnvironment(env: Readonly<Record<string, string | u
 }
 
 function watchdogError(code: 'ERR_SD_WATCHDOG_USEC_INVALID' | 'ERR_SD_WATCHDOG_PID_INVALID', variable: string, value: string, errno: number, problem: string): SystemdError {
-  return new SystemdError(code, `${variable}=${JSON.stringify(value)} ${problem}`, { cause: { errno: -errno } });
+  return new SystemdError(code, `${variable}=${quote(value)} ${problem}`, { cause: { errno: -errno } });
 }
 
 /**

@@ -2,6 +2,7 @@ import { errno as errnoValues, events, fs } from '../core/builtins.js';
 import { SystemdError, systemError } from '../core/errors.js';
 import { native, type NativeBinding } from '../native/addon.js';
 import { encodeSockaddr } from '../core/sockaddr.js';
+import { show } from '../core/quote.js';
 
 /** What the addon's notify_receiver.c adds to the binding. */
 interface ReceiverBinding {
@@ -135,7 +136,7 @@ export class NotifyReceiver extends events.EventEmitter<NotifyReceiverEvents> {
   constructor(address: string) {
     super();
     if (typeof address !== 'string' || !(address.startsWith('@') || address.startsWith('/')) || address.length < 2) {
-      throw new TypeError(`a notify socket address is an absolute path or '@' and a name, got ${JSON.stringify(address)}`);
+      throw new TypeError(`a notify socket address is an absolute path or '@' and a name, got ${show(address)}`);
     }
     const sockaddr = address.startsWith('@') ? encodeSockaddr({ family: 'unix', abstract: address.slice(1) }) : encodeSockaddr({ family: 'unix', path: address });
     const b = binding();

@@ -134,7 +134,7 @@ describe('activation: listenFds(), systemdFd(), systemdFds()', () => {
       const b = sockets.tcp('::1');
       const out = await probe({ fds: [a.fd, b.fd], names: ['http', 'http'], args: ['fd', 'http'] });
       expect(out.error.code).to.equal('ERR_SD_FD_AMBIGUOUS');
-      expect(out.error.message).to.include("systemdFds('http')");
+      expect(out.error.message).to.include('systemdFds("http")');
     });
 
     it('lists the names there are when the name is missing, even with a fallback', async () => {
@@ -176,6 +176,42 @@ describe('activation: listenFds(), systemdFd(), systemdFds()', () => {
     it('refuses a fallback of the wrong shape with a TypeError', async () => {
       const out = await probe({ fds: [], listenPid: 'none', env: { LISTEN_FDS: undefined }, args: ['fd', 'http', '{"port":"80"}'] });
       expect(out.error.name).to.equal('TypeError');
+    });
+  });
+
+  describe('messages show a long name or many fds in a few lines', () => {
+    const long = 'n'.repeat(10240);
+    const short = (message: string): void => {
+      expect(message.length, message.slice(0, 300)).to.be.below(1200);
+    };
+
+    it('a long name asked for, not activated or not found', async () => {
+      const alone = await probe({ fds: [], listenPid: 'none', env: { LISTEN_FDS: undefined }, args: ['fd', long] });
+      expect(alone.error.code).to.equal('ERR_SD_NOT_ACTIVATED');
+      short(alone.error.message);
+      expect(alone.error.message).to.include('... (10240 bytes)').and.include('give a fallback');
+      const a = sockets.tcp();
+      const missing = await probe({ fds: [a.fd], names: ['web'], args: ['fd', long] });
+      expect(missing.error.code).to.equal('ERR_SD_FD_NOT_FOUND');
+      short(missing.error.message);
+      expect(missing.error.message).to.include('"web" (fd 3');
+    });
+
+    it('long names passed, and a name many fds share', async () => {
+      const a = sockets.tcp();
+      const b = sockets.tcp();
+      const listed = await probe({ fds: [a.fd], names: [long], args: ['fd', 'web'] });
+      expect(listed.error.code).to.equal('ERR_SD_FD_NOT_FOUND');
+      short(listed.error.message);
+      const ambiguous = await probe({ fds: [a.fd, b.fd], names: [long, long], args: ['fd', long] });
+      expect(ambiguous.error.code).to.equal('ERR_SD_FD_AMBIGUOUS');
+      short(ambiguous.error.message);
+      const many = Array.from({ length: 30 }, () => sockets.tcp().fd);
+      const crowd = await probe({ fds: many, names: many.map(() => 'same'), args: ['fd', 'same'] });
+      expect(crowd.error.code).to.equal('ERR_SD_FD_AMBIGUOUS');
+      expect(crowd.error.message).to.include('and 20 more');
+      const none = await probe({ fds: many, names: many.map((_, i) => `n${i}`), args: ['fd', 'web'] });
+      expect(none.error.message).to.include('and 20 more');
     });
   });
 
