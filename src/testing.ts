@@ -22,7 +22,14 @@ import { clip, list, quote } from './core/quote.js';
  * (libuv), so it reaches a different name: use a path socket for what Node itself connects to.
  */
 /** The receiving end of sd_notify(3), for tests and tools that play the service manager. */
-export { NotifyMessage, NotifyReceiver, type NotifyReceiverEvents } from './shared/notify-receiver.js';
+export {
+  NOTIFY_BUFFER_MAX,
+  NotifyMessage,
+  NotifyReceiver,
+  type DroppedNotifyMessage,
+  type NotifyReceiverEvents,
+  type NotifyReceiverOptions,
+} from './shared/notify-receiver.js';
 
 export type ServiceAddress =
   | { name: string; kind: 'tcp' | 'udp'; family: 4 | 6; host: string; port: number }

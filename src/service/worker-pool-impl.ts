@@ -74,6 +74,9 @@ export class WorkerPoolProcess extends events.EventEmitter<WorkerPoolEvents> {
     this.#receiver = new NotifyReceiver(`@sd-activate/pool/${process.pid}/${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}`);
     this.#receiver.on('message', (message) => this.#onNotify(message));
     this.#receiver.on('error', (error) => this.#warn(error));
+    this.#receiver.on('dropped', ({ bytes, pid, maxMessageBytes }) =>
+      this.#warn(new Error(`a notify message of ${bytes} bytes from pid ${pid} was dropped: more than ${maxMessageBytes}, as systemd drops it (further ones are dropped silently)`)),
+    );
     this.#workers = new Array<Worker | undefined>(options.size).fill(undefined);
   }
 
