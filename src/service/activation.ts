@@ -5,6 +5,7 @@ import { native } from '../native/addon.js';
 import { describeFdInfo, toFdInfo, type FdInfo } from '../core/socket-info.js';
 import { isValidFdName } from '../core/fd-name.js';
 import { list, quote, show } from '../core/quote.js';
+import type { RawFdFacts } from '../core/fd-facts.js';
 
 /**
  * One inherited fd: its number, its name from LISTEN_FDNAMES, and what it really is.
@@ -89,6 +90,28 @@ const claimed = new Set<string>();
 /* fds of this registry closed since (fdStoreRemoveUnused(), a replaced socket): never handed on. */
 const released = new Set<ListenFd>();
 
+/**
+ * What an event loop is made of, as /proc/self/fd names it: the first fd a runtime opens at
+ * start-up is its loop's epoll (Node, Deno and Bun alike), at fd 3 when nothing was passed. No
+ * service manager passes one of these: a .socket unit passes sockets, FIFOs, files and queues,
+ * and the fd store keeps what a service handed it, none of which outlives the loop it served.
+ * (FD_CLOEXEC cannot tell either: Node sets it on every fd it inherits, at start-up.)
+ */
+const RUNTIME_OWNED = /^anon_inode:\[?(eventpoll|eventfd|io_uring|signalfd|timerfd|inotify)\]?$/;
+
+/**
+ * The error for a promised fd that is the process's own: taking it would hand the runtime's fd
+ * to listen(), or close it with fdStoreRemoveUnused() (node then aborts).
+ */
+function notPassed(fd: number, count: number, name: string, path: string): SystemdError {
+  return new SystemdError(
+    'ERR_SD_FD_INVALID',
+    `LISTEN_FDS=${count} promises fd ${fd} (${quote(name)}), but fd ${fd} is ${path}, this process's own event loop: ` +
+      'no service manager passed it. LISTEN_PID and LISTEN_FDS were probably inherited by mistake (exported by a ' +
+      'parent, or kept across an exec that did not keep the fds); nothing was taken or closed',
+  );
+}
+
 function readOnce(options: ListenFdsOptions): Outcome {
   if (options.unsetEnvironment !== undefined && typeof options.unsetEnvironment !== 'boolean') {
     throw new TypeError('options.unsetEnvironment must be a boolean');
@@ -101,13 +124,11 @@ function readOnce(options: ListenFdsOptions): Outcome {
     const fds: ListenFd[] = [];
     for (let i = 0; i < parsed.count; i++) {
       const fd = LISTEN_FDS_START + i;
+      let facts: RawFdFacts;
       try {
+        // As sd_listen_fds() does first (a runtime's own fd has the flag already: nothing changes on it).
         binding.setCloexec(fd, true);
-        const facts = binding.inspect(fd);
-        // A socket's facts are all in hand, decoded when first read; anything else is named by
-        // its path in /proc now, while the fd is surely still the one inherited.
-        const decode = (): FdInfo => toFdInfo(fd, facts, binding.constants);
-        fds.push(new ListenFd(fd, parsed.names[i]!, facts.mode === binding.constants.S_IFSOCK ? decode : decode()));
+        facts = binding.inspect(fd);
       } catch (cause) {
         throw new SystemdError(
           'ERR_SD_FD_INVALID',
@@ -115,6 +136,14 @@ function readOnce(options: ListenFdsOptions): Outcome {
           { cause },
         );
       }
+      // A socket's facts are all in hand, decoded when first read; anything else is named by
+      // its path in /proc now, while the fd is surely still the one inherited.
+      const decode = (): FdInfo => toFdInfo(fd, facts, binding.constants);
+      const info = facts.mode === binding.constants.S_IFSOCK ? decode : decode();
+      if (typeof info !== 'function' && info.kind !== 'socket' && info.path !== null && RUNTIME_OWNED.test(info.path)) {
+        throw notPassed(fd, parsed.count, parsed.names[i]!, info.path);
+      }
+      fds.push(new ListenFd(fd, parsed.names[i]!, info));
     }
     return { fds: Object.freeze(fds), reason: '' };
   } catch (error) {
@@ -132,7 +161,9 @@ function readOnce(options: ListenFdsOptions): Outcome {
  *
  * @throws SystemdError `ERR_SD_LISTEN_PID_INVALID`, `ERR_SD_LISTEN_FDS_INVALID`,
  *   `ERR_SD_LISTEN_FDNAMES_INVALID`, `ERR_SD_LISTEN_PIDFDID_INVALID` for a malformed environment;
- *   `ERR_SD_FD_INVALID` when a promised fd is closed.
+ *   `ERR_SD_FD_INVALID` when a promised fd is closed, or is the process's own event loop (an
+ *   epoll, eventfd, io_uring, signalfd, timerfd or inotify fd: no service manager passes one; the
+ *   environment was inherited by mistake), which is never taken, changed or closed.
  * @see https://www.freedesktop.org/software/systemd/man/latest/sd_listen_fds.html
  */
 export function listenFds(options: ListenFdsOptions = {}): readonly ListenFd[] {

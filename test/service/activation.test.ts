@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { outputOf, spawnActivated } from '../support/activated-child.js';
@@ -98,11 +98,55 @@ describe('activation: listenFds(), systemdFd(), systemdFds()', () => {
 
   it('fails with ERR_SD_FD_INVALID, naming the fd, when a promised fd is closed', async () => {
     const a = sockets.tcp();
-    // LISTEN_FDS promises 500 fds but only fd 3 is passed. (The fds right above are taken by
-    // node itself at start-up, as they would not be under a service manager that fills them.)
-    const out = await probe({ fds: [a.fd], env: { LISTEN_FDS: '500' }, args: ['twice'] });
-    expect(out.first.error.code).to.equal('ERR_SD_FD_INVALID');
-    expect(out.first.error.message).to.match(/promises fd \d+ .*EBADF: bad file descriptor, fcntl/);
+    const b = sockets.tcp();
+    // fd 4 is passed, then closed before the environment is read.
+    const out = await probe({ fds: [a.fd, b.fd], names: ['web', 'n'.repeat(10240)], args: ['close', '4'] });
+    expect(out.error.code).to.equal('ERR_SD_FD_INVALID');
+    expect(out.error.message).to.match(/^LISTEN_FDS=2 promises fd 4 \("n+"\.\.\. \(10240 bytes\)\), but it cannot be used: EBADF: bad file descriptor, fcntl/);
+    expect(out.error.message.length).to.be.below(600);
+  });
+
+  describe("the process's own event loop is never taken, never closed", () => {
+    it('a stray LISTEN_PID and LISTEN_FDS=1 with nothing passed: ERR_SD_FD_INVALID, and fdStoreRemoveUnused() leaves the runtime its epoll fd', async () => {
+      const child = spawnActivated({ fds: [], env: { LISTEN_FDS: '1' }, ...serviceCommand(PROBE, ['stray']) });
+      const { code, signal, stdout, stderr } = await outputOf(child);
+      expect({ code, signal }, stderr).to.deep.equal({ code: 0, signal: null });
+      const out = JSON.parse(stdout.trim());
+      expect(out.read.error.code).to.equal('ERR_SD_FD_INVALID');
+      expect(out.read.error.message).to.match(/^LISTEN_FDS=1 promises fd 3 \("unknown"\), but fd 3 is anon_inode:\[eventpoll\], this process's own event loop: no service manager passed it\. .*inherited by mistake/);
+      expect(out.removed.error.code, 'the same error again: nothing was taken').to.equal('ERR_SD_FD_INVALID');
+      expect(out.alive).to.equal(true);
+    });
+
+    it('more fds promised than passed: the first of the runtime\'s own fds above them is refused', async () => {
+      const a = sockets.tcp();
+      const out = await probe({ fds: [a.fd], env: { LISTEN_FDS: '500' }, args: ['twice'] });
+      expect(out.first.error.code).to.equal('ERR_SD_FD_INVALID');
+      expect(out.first.error.message).to.match(/^LISTEN_FDS=500 promises fd 4 \("unknown"\), but fd 4 is anon_inode:\[eventpoll\], this process's own event loop/);
+      expect(out.sameError).to.equal(true);
+    });
+
+    it('a second copy of the library in the process takes what the first took', async () => {
+      const a = sockets.tcp();
+      const b = sockets.udp();
+      const out = await probe({ fds: [a.fd, b.fd], names: ['web', 'dns'], args: ['two-copies'] });
+      expect(out).to.deep.equal({ mine: [3, 4], bundled: { ok: [3, 4] } });
+    });
+
+    it('the upgrade channel: taken when passed, ignored when the fd it names is the process\'s own', async () => {
+      const channel = async (fds: number[]): Promise<unknown> => {
+        const { command, args } = serviceCommand(PROBE, ['upgrade-channel']);
+        const child = spawn('sh', ['-c', 'SD_ACTIVATE_UPGRADE_PID=$$ SD_ACTIVATE_UPGRADE_FD=3 exec "$0" "$@"', command, ...args], {
+          stdio: ['ignore', 'pipe', 'pipe', ...fds],
+        });
+        const { code, stdout, stderr } = await outputOf(child);
+        expect(code, stderr).to.equal(0);
+        return JSON.parse(stdout.trim());
+      };
+      expect(await channel([sockets.unix('stream').fd])).to.deep.equal({ channel: 3 });
+      expect(await channel([sockets.tcp().fd]), 'not a unix stream socket').to.deep.equal({ channel: null });
+      expect(await channel([]), "Node's epoll").to.deep.equal({ channel: null });
+    });
   });
 
   it('describes a FIFO and a character device passed as fds', async () => {
