@@ -61,8 +61,9 @@ const lazy = await build({ ...common, outdir: 'dist/pkg', entryPoints: Object.fr
 // process. These may be copied: constants and Node's built-in modules; errors.js (every copy of
 // SystemdError passes instanceof); native.js (its copies share one loaded addon per install);
 // sockaddr.js (pure encoding and decoding); drain.js and stop.js (the one stop path of lifecycle() and
-// upgrader(): classes and functions, no module state); runtime.js (stateless checks); notify-receiver.js (only the worker pool uses it:
-// kept out of the index, which every service compiles at start-up).
+// upgrader(): classes and functions, no module state); runtime.js (stateless checks); quote.js (how
+// messages show inputs: stateless); notify-receiver.js (only the worker pool uses it: kept out of the
+// index, which every service compiles at start-up).
 const shareable = new Set([
   'dist/src/core/variables.js',
   'dist/src/core/builtins.js',
@@ -73,6 +74,7 @@ const shareable = new Set([
   'dist/src/service/stop.js',
   'dist/src/shared/notify-receiver.js',
   'dist/src/core/runtime.js',
+  'dist/src/core/quote.js',
 ]);
 const inIndex = new Set(Object.keys(main.metafile.inputs));
 const shared = Object.keys(lazy.metafile.inputs).filter((input) => inIndex.has(input) && !shareable.has(input));

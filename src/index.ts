@@ -40,6 +40,7 @@ export {
   type ReloadingOptions,
 } from './service/notify.js';
 export {
+  MIN_PING_INTERVAL_MS,
   parseWatchdogEnvironment,
   startWatchdog,
   watchdogEnabled,

@@ -11,6 +11,7 @@ import type { NotifyMessage } from './shared/notify-receiver.js';
 import type { OpenedListener } from './manager/listeners.js';
 import { InetAddress } from './core/sockaddr.js';
 import { Supervisor, type RestartPolicy, type ServiceExit, type SupervisorResult } from './manager/supervisor.js';
+import { clip, list, quote } from './core/quote.js';
 
 /**
  * Where a test connects to one socket. Pass it to `net.connect()` as is: it has `host`, `port`
@@ -21,7 +22,14 @@ import { Supervisor, type RestartPolicy, type ServiceExit, type SupervisorResult
  * (libuv), so it reaches a different name: use a path socket for what Node itself connects to.
  */
 /** The receiving end of sd_notify(3), for tests and tools that play the service manager. */
-export { NotifyMessage, NotifyReceiver, type NotifyReceiverEvents } from './shared/notify-receiver.js';
+export {
+  NOTIFY_BUFFER_MAX,
+  NotifyMessage,
+  NotifyReceiver,
+  type DroppedNotifyMessage,
+  type NotifyReceiverEvents,
+  type NotifyReceiverOptions,
+} from './shared/notify-receiver.js';
 
 export type ServiceAddress =
   | { name: string; kind: 'tcp' | 'udp'; family: 4 | 6; host: string; port: number }
@@ -82,7 +90,7 @@ function specsOf(listen: CommonOptions['listen']): ListenSpec[] {
   const specs: ListenSpec[] = [];
   for (const [name, value] of Object.entries(listen ?? {})) {
     for (const spec of typeof value === 'string' ? [value] : value) {
-      if (typeof spec !== 'string') throw new TypeError(`listen.${name} must be a SPEC string or an array of them`);
+      if (typeof spec !== 'string') throw new TypeError(`listen.${clip(name)} must be a SPEC string or an array of them`);
       specs.push(parseListenSpec(`${name}=${spec}`));
     }
   }
@@ -125,9 +133,10 @@ function matcher(match: MessageMatch): (message: NotifyMessage) => boolean {
     });
 }
 
+/** The last lines of what a service wrote, each cut to a screen line or two. */
 function tail(text: string, lines = 10): string {
   const all = text.trimEnd().split('\n');
-  return all.slice(-lines).join('\n');
+  return all.slice(-lines).map((line) => clip(line)).join('\n');
 }
 
 /**
@@ -199,14 +208,14 @@ export class TestService {
    */
   address(name: string): ServiceAddress {
     const found = this.addresses.find((a) => a.name === name);
-    if (!found) throw new TypeError(`no socket named "${name}"; there are ${this.addresses.map((a) => `"${a.name}"`).join(', ') || 'none'}`);
+    if (!found) throw new TypeError(`no socket named ${quote(name)}; there are ${list(this.addresses.map((a) => quote(a.name))) || 'none'}`);
     return found;
   }
 
   /** `http://127.0.0.1:41234` or `http://[::1]:41234` for a TCP socket. */
   url(name: string, scheme = 'http'): string {
     const a = this.address(name);
-    if (a.kind !== 'tcp') throw new TypeError(`"${name}" is not a TCP socket, it has no URL`);
+    if (a.kind !== 'tcp') throw new TypeError(`${quote(name)} is not a TCP socket, it has no URL`);
     return `${scheme}://${a.family === 6 ? `[${a.host}]` : a.host}:${a.port}`;
   }
 
@@ -266,7 +275,7 @@ export class TestService {
   waitFor(match: MessageMatch, options: { timeoutMs?: number; fromNow?: boolean } = {}): Promise<NotifyMessage> {
     const test = matcher(match);
     const from = options.fromNow ? this.messages.length : 0;
-    const what = typeof match === 'string' ? `${match}=` : typeof match === 'function' ? 'matching notify message' : Object.keys(match).map((k) => `${k}=`).join(' ');
+    const what = clip(typeof match === 'string' ? `${match}=` : typeof match === 'function' ? 'matching notify message' : Object.keys(match).map((k) => `${k}=`).join(' '));
     return this.until(() => this.messages.slice(from).find(test), what, options.timeoutMs ?? this.timeoutMs, false);
   }
 
@@ -275,7 +284,7 @@ export class TestService {
     const re = typeof pattern === 'string' ? new RegExp(pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) : pattern;
     return this.until(
       () => re.exec(options.stream === 'stderr' ? this.err : this.out)?.[0],
-      `output matching ${re}`,
+      `output matching ${clip(String(re))}`,
       options.timeoutMs ?? this.timeoutMs,
       false,
     );
@@ -362,7 +371,7 @@ export async function startService(options: StartServiceOptions): Promise<TestSe
     accept: options.accept,
     lazy: options.lazy,
   });
-  const label = hasFn ? `the service function` : `${options.command}`;
+  const label = hasFn ? `the service function` : clip(options.command!);
   const service = new TestService(supervisor, timeoutMs, label);
   installExitHook();
   await supervisor.start();

@@ -143,6 +143,22 @@ describe('sd-activate/testing', function () {
     expect(error.code).to.equal('ERR_SD_WAIT_TIMEOUT');
   });
 
+  it('messages show a few lines of what the service wrote, each cut, and long names cut too', async () => {
+    const service = await startService({
+      command: process.execPath,
+      args: ['-e', 'console.error("y".repeat(1 << 20)); console.log("up"); setInterval(() => {}, 1000)'],
+      listen: { web: 'tcp:127.0.0.1:0' },
+    });
+    await service.waitForOutput('up');
+    const long = 'z'.repeat(10240);
+    const error = await rejection(service.waitForOutput(long, { timeoutMs: 100 }));
+    expect(error.code).to.equal('ERR_SD_WAIT_TIMEOUT');
+    expect(error.message.length, error.message.slice(0, 300)).to.be.below(1000);
+    expect(error.message).to.include(`... (${1 << 20} bytes)`);
+    expect(() => service.address(long)).to.throw(TypeError, /^no socket named "z+"\.\.\. \(10240 bytes\); there are "web"$/);
+    expect(() => service.url(long)).to.throw(TypeError, /\(10240 bytes\)/);
+  });
+
   it('stopAll() and asyncDispose stop what is running', async () => {
     const a: TestService = await startService({ command: process.execPath, args: [fixture('hello-server')], listen: { web: 'tcp:127.0.0.1:0' } });
     const b = await startService({ command: process.execPath, args: [fixture('hello-server')], listen: { web: 'tcp:127.0.0.1:0' } });

@@ -3,6 +3,7 @@
  * read, and the split between our options and the command to run.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { clip, quote } from '../core/quote.js';
 import { UsageError } from './usage-error.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -42,14 +43,14 @@ export function parseOptions(args: string[], options: Options, command: string):
     const code = (error as { code?: string }).code;
     const message = (error as Error).message;
     const quoted = /'(-[^']*)'/.exec(message)?.[1];
-    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new UsageError(`unknown option ${quoted ?? message}; see 'sd-activate ${command} --help'`);
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new UsageError(`unknown option ${clip(quoted ?? message)}; see 'sd-activate ${command} --help'`);
     if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
       const name = /--([a-z-]+)/.exec(message)?.[1];
       if (message.includes('argument missing')) throw new UsageError(`option --${name} needs a value`);
       if (message.includes('ambiguous')) throw new UsageError(`option --${name} needs a value; for one that starts with '-', write --${name}=VALUE`);
       throw new UsageError(`option --${name} does not take a value; see 'sd-activate ${command} --help'`);
     }
-    if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') throw new UsageError(`unexpected argument ${quoted ?? ''}; see 'sd-activate ${command} --help'`);
+    if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') throw new UsageError(`unexpected argument ${clip(quoted ?? '')}; see 'sd-activate ${command} --help'`);
     throw error;
   }
 }
@@ -58,7 +59,7 @@ export function parseOptions(args: string[], options: Options, command: string):
 export function countOption(name: string, value: string | undefined, min = 0): number | undefined {
   if (value === undefined) return undefined;
   if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > 2 ** 31 - 1) {
-    throw new UsageError(`--${name} takes a whole number${min ? ` from ${min}` : ''}, got ${JSON.stringify(value)}`);
+    throw new UsageError(`--${name} takes a whole number${min ? ` from ${min}` : ''}, got ${quote(value)}`);
   }
   return Number(value);
 }

@@ -4,6 +4,7 @@
 import { listenFds, type ListenFd } from '../service/activation.js';
 import { parseListenEnvironment } from '../core/env.js';
 import { formatAddress, type FdInfo } from '../core/socket-info.js';
+import { quote } from '../core/quote.js';
 import { parseOptions } from './args.js';
 import { UsageError } from './usage-error.js';
 
@@ -70,7 +71,7 @@ export async function ls(args: readonly string[], stderr: (line: string) => void
     process.stdout.write(LS_HELP);
     return 0;
   }
-  if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}; see 'sd-activate ls --help'`);
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${quote(positionals[0]!)}; see 'sd-activate ls --help'`);
   // Read before listenFds() unsets the variables, to say why nothing was inherited.
   const why = parseListenEnvironment({ ...process.env }, { pid: process.pid, pidfdId: () => null });
   const rows = listenFds().map(fdRow);

@@ -5,6 +5,7 @@
  */
 import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
+import { clip } from '../core/quote.js';
 import { packageRoot } from '../native/addon.js';
 import { ls, LS_HELP } from './ls.js';
 import { run, RUN_HELP } from './run.js';
@@ -67,7 +68,7 @@ export async function main(args: readonly string[]): Promise<number> {
       case 'help': {
         // `help --help`: the usage of help is a line of the main help.
         const topic = rest[0] === '--help' || rest[0] === '-h' ? undefined : rest[0];
-        if (topic !== undefined && !HELP[topic]) throw new UsageError(`no such command: ${topic}; the commands are run and ls`);
+        if (topic !== undefined && !HELP[topic]) throw new UsageError(`no such command: ${clip(topic)}; the commands are run and ls`);
         process.stdout.write(topic ? HELP[topic]! : MAIN_HELP);
         return 0;
       }
@@ -84,7 +85,7 @@ export async function main(args: readonly string[]): Promise<number> {
       case '--verbose':
         return await main(rest.length ? rest : ['--help']);
       default:
-        throw new UsageError(`'${command}' is not a command; the commands are run and ls (see 'sd-activate --help')`);
+        throw new UsageError(`'${clip(command)}' is not a command; the commands are run and ls (see 'sd-activate --help')`);
     }
   } catch (error) {
     stderr((error as Error).message ?? String(error));

@@ -1,5 +1,6 @@
 import { SystemdError, type SystemdErrorCode } from './errors.js';
 import { safeAtoi, safeAtou64 } from './parse-number.js';
+import { quote } from './quote.js';
 
 /** The first inherited fd, `SD_LISTEN_FDS_START`. */
 export const LISTEN_FDS_START = 3;
@@ -70,7 +71,7 @@ export function parseListenEnvironment(
     return {
       activated: false,
       reason:
-        `LISTEN_PID=${rawPid} names another process than this one (pid ${self.pid}): ` +
+        `LISTEN_PID=${spelled(rawPid, pid)} names another process than this one (pid ${self.pid}): ` +
         'a wrapper such as `npm start` or `sh -c` stands between systemd and node; start node directly, or exec it',
     };
   }
@@ -83,7 +84,7 @@ export function parseListenEnvironment(
     if (typeof id !== 'bigint') throw listenError('ERR_SD_LISTEN_PIDFDID_INVALID', 'LISTEN_PIDFDID', rawPidfdId, id.errno);
     const own = self.pidfdId();
     if (own !== null && own !== id) {
-      return { activated: false, reason: `LISTEN_PIDFDID=${rawPidfdId} names another process than this one` };
+      return { activated: false, reason: `LISTEN_PIDFDID=${spelled(rawPidfdId, id)} names another process than this one` };
     }
   }
 
@@ -101,8 +102,8 @@ export function parseListenEnvironment(
   if (names.length !== count) {
     throw new SystemdError(
       'ERR_SD_LISTEN_FDNAMES_INVALID',
-      `LISTEN_FDNAMES has ${names.length} name${names.length === 1 ? '' : 's'} (${JSON.stringify(rawNames)}) ` +
-        `but LISTEN_FDS=${rawFds} says ${count} fd${count === 1 ? '' : 's'}`,
+      `LISTEN_FDNAMES has ${names.length} name${names.length === 1 ? '' : 's'} (${quote(rawNames!)}) ` +
+        `but LISTEN_FDS=${spelled(rawFds, count)} says ${count} fd${count === 1 ? '' : 's'}`,
       { cause: { errno: -EINVAL } },
     );
   }
@@ -139,7 +140,15 @@ function unknownNames(count: number): string[] {
  */
 function listenError(code: SystemdErrorCode, variable: string, value: string, errno: number, problem?: string): SystemdError {
   const why = problem ?? (errno === ERANGE ? 'is out of range' : 'is not a number');
-  return new SystemdError(code, `${variable}=${JSON.stringify(value)} ${why}`, { cause: { errno: -errno } });
+  return new SystemdError(code, `${variable}=${quote(value)} ${why}`, { cause: { errno: -errno } });
+}
+
+/**
+ * A number's variable as written when that is the plain number (`LISTEN_PID=1`), else quoted: the
+ * parsers take leading white space and prefixes, so a valid value can be kilobytes long.
+ */
+function spelled(raw: string, value: number | bigint): string {
+  return raw === String(value) ? raw : quote(raw);
 }
 
 /**

@@ -90,6 +90,10 @@ export class SystemdError extends Error {
 /** What every copy of SystemdError puts on its prototype (a registered symbol: one for all copies). */
 const BRAND = Symbol.for('sd-activate.SystemdError');
 Object.defineProperty(SystemdError.prototype, BRAND, { value: true });
+// The class's own name, whatever binding a bundler gives it: esbuild turns a class whose body names
+// itself into `var SystemdError = class _SystemdError`, a minifier into `class a`, and Node prints an
+// uncaught error under its constructor's name ("_SystemdError: ..." beside err.name).
+Object.defineProperty(SystemdError, 'name', { value: 'SystemdError' });
 
 /** A failed syscall, shaped like Node's own (`fs`, `net`): `code`, negative `errno`, `syscall`. */
 export interface SystemError extends Error {

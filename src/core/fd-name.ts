@@ -2,6 +2,7 @@
  * What an fd name may be: systemd's fdname_is_valid(), the rule of FileDescriptorName=, FDNAME= and
  * LISTEN_FDNAMES alike. One rule for every place that names an fd.
  */
+import { quote } from './quote.js';
 
 /** The longest fd name systemd accepts (FDNAME_MAX in fdname_is_valid()). */
 export const FDNAME_MAX = 255;
@@ -25,6 +26,6 @@ export function isValidFdName(name: unknown): name is string {
  */
 export function checkFdName(name: unknown, what: string): string {
   if (typeof name !== 'string') throw new TypeError(`${what} must be a string (an FDNAME=), got ${typeof name}`);
-  if (!isValidFdName(name)) throw new TypeError(`${what} must be 1 to ${FDNAME_MAX} printable ASCII characters without ':' (an FDNAME=): ${JSON.stringify(name)}`);
+  if (!isValidFdName(name)) throw new TypeError(`${what} must be 1 to ${FDNAME_MAX} printable ASCII characters without ':' (an FDNAME=): ${quote(name)}`);
   return name;
 }

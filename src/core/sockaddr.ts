@@ -1,4 +1,5 @@
 import { nodeModule } from './builtins.js';
+import { quote, show } from './quote.js';
 import type { Address4, Address6 } from 'ip-address';
 
 /*
@@ -220,7 +221,7 @@ export function encodeSockaddr(address: BindAddress): Buffer {
     return buf;
   }
   if (address.family !== 'unix') {
-    throw new TypeError(`address.family must be 'ipv4', 'ipv6' or 'unix', got ${JSON.stringify((address as { family?: unknown }).family)}`);
+    throw new TypeError(`address.family must be 'ipv4', 'ipv6' or 'unix', got ${show((address as { family?: unknown }).family)}`);
   }
   const abstract = 'abstract' in address;
   const text: unknown = abstract ? address.abstract : address.path;
@@ -232,7 +233,7 @@ export function encodeSockaddr(address: BindAddress): Buffer {
   }
   // The kernel ends a path at its first NUL: "a\0b" would bind "a". An abstract name is
   // taken by its exact length, so a NUL inside one is just a byte.
-  if (!abstract && name.includes(0)) throw new TypeError(`unix socket path must not contain NUL: ${JSON.stringify(text)}`);
+  if (!abstract && name.includes(0)) throw new TypeError(`unix socket path must not contain NUL: ${quote(text)}`);
   // An abstract name is exactly as long as given (no trailing NUL), as systemd binds it;
   // a path gets its terminating NUL counted, as systemd does too.
   const buf = Buffer.alloc(UNIX_PATH_OFFSET + length);
@@ -247,16 +248,16 @@ function writeFamily(buf: Buffer, family: number): void {
 }
 
 function checkPort(port: number): number {
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`port must be 0..65535, got ${port}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`port must be 0..65535, got ${show(port)}`);
   return port;
 }
 
 /** Dotted-quad only, as inet_pton(3) takes it: no leading zeros (`010` is not 10 there, nor 8). */
 export function parseIPv4(text: string): number[] {
-  if (typeof text !== 'string') throw new TypeError(`not an IPv4 address: ${String(text)}`);
+  if (typeof text !== 'string') throw new TypeError(`not an IPv4 address: ${show(text)}`);
   const parts = text.split('.');
   if (parts.length !== 4 || parts.some((p) => !/^(0|[1-9]\d{0,2})$/.test(p) || Number(p) > 255)) {
-    throw new TypeError(`not an IPv4 address: ${JSON.stringify(text)}`);
+    throw new TypeError(`not an IPv4 address: ${quote(text)}`);
   }
   return parts.map(Number);
 }
@@ -264,7 +265,7 @@ export function parseIPv4(text: string): number[] {
 /** RFC 4291 text (with an optional dotted IPv4 tail) to 16 bytes. */
 export function parseIPv6(text: string): Uint8Array {
   const fail = (): never => {
-    throw new TypeError(`not an IPv6 address: ${typeof text === 'string' ? JSON.stringify(text) : String(text)}`);
+    throw new TypeError(`not an IPv6 address: ${show(text)}`);
   };
   if (typeof text !== 'string') fail();
   let hex = text;

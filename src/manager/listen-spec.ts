@@ -5,6 +5,7 @@
 import { SystemdError } from '../core/errors.js';
 import { FDNAME_MAX, isValidFdName } from '../core/fd-name.js';
 import { parseIPv4, parseIPv6, type BindAddress } from '../core/sockaddr.js';
+import { clip, quote } from '../core/quote.js';
 
 interface SpecCommon {
   /** The fd name (FileDescriptorName=), "unknown" when the argument gave none, as sd_listen_fds_with_names(3) reports it. */
@@ -78,7 +79,7 @@ const OPTION_KEYS = ['backlog', 'ipv6-only', 'reuse-port', 'mode', 'maxmsg', 'ms
 type OptionKey = (typeof OPTION_KEYS)[number];
 
 function invalid(text: string, reason: string): SystemdError {
-  return new SystemdError('ERR_SD_LISTEN_SPEC_INVALID', `bad --listen ${JSON.stringify(text)}: ${reason}`);
+  return new SystemdError('ERR_SD_LISTEN_SPEC_INVALID', `bad --listen ${quote(text)}: ${reason}`);
 }
 
 /** An fd name (core/fd-name.ts) without `,` and `=`, which separate the parts of a `--listen` argument. */
@@ -87,7 +88,7 @@ export function isValidSpecName(name: string): boolean {
 }
 
 function parsePort(text: string, port: string): number {
-  if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) throw invalid(text, `port ${JSON.stringify(port)} is not a number from 0 to 65535`);
+  if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) throw invalid(text, `port ${quote(port)} is not a number from 0 to 65535`);
   return Number(port);
 }
 
@@ -102,14 +103,14 @@ function parseInet(text: string, rest: string): { address: BindAddress; anyAddre
     const percent = host.indexOf('%');
     if (percent !== -1) {
       const scope = host.slice(percent + 1);
-      if (!/^\d+$/.test(scope)) throw invalid(text, `the scope after % must be an interface index (see \`ip link\`), got ${JSON.stringify(scope)}`);
+      if (!/^\d+$/.test(scope)) throw invalid(text, `the scope after % must be an interface index (see \`ip link\`), got ${quote(scope)}`);
       scopeId = Number(scope);
       host = host.slice(0, percent);
     }
     try {
       parseIPv6(host);
     } catch {
-      throw invalid(text, `${JSON.stringify(host)} is not an IPv6 address`);
+      throw invalid(text, `${quote(host)} is not an IPv6 address`);
     }
     const port = parsePort(text, rest.slice(close + 2));
     return { address: scopeId === undefined ? { family: 'ipv6', address: host, port } : { family: 'ipv6', address: host, port, scopeId }, anyAddress: false };
@@ -117,13 +118,13 @@ function parseInet(text: string, rest: string): { address: BindAddress; anyAddre
   const colon = rest.lastIndexOf(':');
   if (colon === -1) throw invalid(text, 'expected PORT, HOST:PORT or [IPV6]:PORT');
   const host = rest.slice(0, colon);
-  if (host.includes(':')) throw invalid(text, `write an IPv6 address in brackets: [${host}]:${rest.slice(colon + 1)}`);
+  if (host.includes(':')) throw invalid(text, `write an IPv6 address in brackets: ${clip(`[${host}]:${rest.slice(colon + 1)}`)}`);
   try {
     parseIPv4(host);
   } catch {
     throw invalid(
       text,
-      `${JSON.stringify(host)} is not an IP address (host names are not resolved, as in ListenStream=; use 127.0.0.1, 0.0.0.0 or [::1])`,
+      `${quote(host)} is not an IP address (host names are not resolved, as in ListenStream=; use 127.0.0.1, 0.0.0.0 or [::1])`,
     );
   }
   return { address: { family: 'ipv4', address: host, port: parsePort(text, rest.slice(colon + 1)) }, anyAddress: false };
@@ -152,12 +153,12 @@ function parseBoolean(text: string, key: string, value: string | undefined): boo
   if (value === undefined) return true;
   if (/^(1|yes|true|on)$/i.test(value)) return true;
   if (/^(0|no|false|off)$/i.test(value)) return false;
-  throw invalid(text, `${key}= takes yes or no, got ${JSON.stringify(value)}`);
+  throw invalid(text, `${key}= takes yes or no, got ${quote(value)}`);
 }
 
 function parseCount(text: string, key: string, value: string | undefined, min: number): number {
   if (value === undefined || !/^\d+$/.test(value) || Number(value) < min || Number(value) > 2 ** 31 - 1) {
-    throw invalid(text, `${key}= takes a whole number${min > 0 ? ` from ${min}` : ''}, got ${JSON.stringify(value ?? '')}`);
+    throw invalid(text, `${key}= takes a whole number${min > 0 ? ` from ${min}` : ''}, got ${quote(value ?? '')}`);
   }
   return Number(value);
 }
@@ -179,7 +180,7 @@ function splitOptions(text: string, body: string, isPath: boolean): { spec: stri
     const key = eq === -1 ? last : last.slice(0, eq);
     if (!(OPTION_KEYS as readonly string[]).includes(key)) {
       if (isPath) break;
-      throw invalid(text, `unknown option ${JSON.stringify(key)} (there are ${OPTION_KEYS.join(', ')})`);
+      throw invalid(text, `unknown option ${quote(key)} (there are ${OPTION_KEYS.join(', ')})`);
     }
     options.unshift([key as OptionKey, eq === -1 ? undefined : last.slice(eq + 1)]);
     parts.pop();
@@ -222,7 +223,7 @@ export function parseListenSpec(text: string, defaults: ListenDefaults = {}): Li
     name = text.slice(0, eq);
     body = text.slice(eq + 1);
     if (!isValidSpecName(name)) {
-      throw invalid(text, `fd name ${JSON.stringify(name)} is not valid: 1 to ${FDNAME_MAX} printable ASCII characters, no ':', ',' or '='`);
+      throw invalid(text, `fd name ${quote(name)} is not valid: 1 to ${FDNAME_MAX} printable ASCII characters, no ':', ',' or '='`);
     }
     if (body.length === 0) throw invalid(text, `nothing to listen on after "${name}="`);
   }
@@ -232,7 +233,7 @@ export function parseListenSpec(text: string, defaults: ListenDefaults = {}): Li
   let prefix: Prefix | undefined = (PREFIXES as readonly string[]).includes(head) ? (head as Prefix) : undefined;
   // `localhost:8080` is a host and a port, not an unknown kind: parseInet() says why it is refused.
   if (prefix === undefined && /^[a-z][a-z-]*$/.test(head) && !/^\d+(,|$)/.test(body.slice(colon + 1))) {
-    throw invalid(text, `unknown kind ${JSON.stringify(head)}: use ${PREFIXES.filter((p) => !p.startsWith('unix-')).join(', ')}, unix-dgram or unix-seqpacket`);
+    throw invalid(text, `unknown kind ${quote(head)}: use ${PREFIXES.filter((p) => !p.startsWith('unix-')).join(', ')}, unix-dgram or unix-seqpacket`);
   }
   let rest = prefix === undefined ? body : body.slice(colon + 1);
   if (prefix === undefined) {
@@ -254,7 +255,7 @@ export function parseListenSpec(text: string, defaults: ListenDefaults = {}): Li
   const modeOf = (): number | undefined => {
     if (!options.has('mode')) return defaults.mode;
     const mode = parseMode(options.get('mode') ?? '');
-    if (mode === undefined) throw invalid(text, `mode= takes an octal mode like 0600, got ${JSON.stringify(options.get('mode') ?? '')}`);
+    if (mode === undefined) throw invalid(text, `mode= takes an octal mode like 0600, got ${quote(options.get('mode') ?? '')}`);
     return mode;
   };
 

@@ -9,6 +9,7 @@ import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { SystemdError } from '../core/errors.js';
 import { execActivated } from '../shared/exec.js';
+import { clip } from '../core/quote.js';
 
 
 function isExecutableFile(path: string): boolean {
@@ -37,15 +38,15 @@ export function resolveCommand(command: string, path = process.env.PATH ?? '/usr
     } catch {
       exists = false;
     }
-    if (!exists) throw new SystemdError('ERR_SD_COMMAND_NOT_FOUND', `command not found: ${command}`);
-    if (!isExecutableFile(full)) throw new SystemdError('ERR_SD_COMMAND_NOT_FOUND', `command is not an executable file: ${command}`);
+    if (!exists) throw new SystemdError('ERR_SD_COMMAND_NOT_FOUND', `command not found: ${clip(command)}`);
+    if (!isExecutableFile(full)) throw new SystemdError('ERR_SD_COMMAND_NOT_FOUND', `command is not an executable file: ${clip(command)}`);
     return full;
   }
   for (const dir of path.split(delimiter)) {
     const candidate = join(dir === '' ? cwd : resolve(cwd, dir), command);
     if (isExecutableFile(candidate)) return candidate;
   }
-  throw new SystemdError('ERR_SD_COMMAND_NOT_FOUND', `command not found: ${command} (searched PATH)`);
+  throw new SystemdError('ERR_SD_COMMAND_NOT_FOUND', `command not found: ${clip(command)} (searched PATH)`);
 }
 
 /** What {@link spawnService} needs. */

@@ -165,8 +165,16 @@ function guard(name: string, fn: (...args: unknown[]) => unknown): (...args: unk
     } catch (error) {
       if (!isNativeErrno(error)) throw error;
       const first = args[0];
+      // The addon names the fd itself where a call takes several (notifySend's fds to pass).
+      const named = (error as { fd?: unknown }).fd;
       const detail =
-        typeof first === 'number' && !NUMBER_FIRST_NOT_FD.has(name) ? { fd: first } : typeof first === 'string' ? { path: first } : {};
+        typeof named === 'number'
+          ? { fd: named }
+          : typeof first === 'number' && !NUMBER_FIRST_NOT_FD.has(name)
+            ? { fd: first }
+            : typeof first === 'string'
+              ? { path: first }
+              : {};
       throw systemError(error.errno, error.syscall, detail, error.message);
     }
   };

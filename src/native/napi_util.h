@@ -15,7 +15,8 @@
     if ((call) != napi_ok) return NULL;                                        \
   } while (0)
 
-/* An Error carrying the positive errno and the failing syscall; src/errors.ts makes it Node-style. */
+/* An Error carrying the positive errno and the failing syscall (and the fd, when the call names
+ * several); src/errors.ts makes it Node-style. */
 static inline napi_value errno_error(napi_env env, int err, const char *syscall) {
   napi_value msg, error, errno_value, syscall_value;
   if (napi_create_string_utf8(env, strerror(err), NAPI_AUTO_LENGTH, &msg) != napi_ok) return NULL;
@@ -30,6 +31,15 @@ static inline napi_value errno_error(napi_env env, int err, const char *syscall)
 static inline napi_value throw_errno(napi_env env, int err, const char *syscall) {
   napi_value error = errno_error(env, err, syscall);
   if (error) napi_throw(env, error);
+  return NULL;
+}
+
+/* The same, naming the fd it was about when that is not the call's first argument. */
+static inline napi_value throw_errno_fd(napi_env env, int err, const char *syscall, int fd) {
+  napi_value error = errno_error(env, err, syscall), fd_value;
+  if (!error) return NULL;
+  if (napi_create_int32(env, fd, &fd_value) == napi_ok) napi_set_named_property(env, error, "fd", fd_value);
+  napi_throw(env, error);
   return NULL;
 }
 

@@ -69,14 +69,17 @@ static napi_value receiver_open(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* notifyReceive(fd) -> { data, fds, pid, uid, gid, truncated, controlTruncated } | null.
- * null when nothing is queued (EAGAIN). The received fds are the caller's to
- * close; they come close-on-exec (MSG_CMSG_CLOEXEC), like systemd's own. */
+/* notifyReceive(fd, maxBytes) -> { data, size, fds, pid, uid, gid, truncated, controlTruncated } | null.
+ * null when nothing is queued (EAGAIN). `data` holds at most maxBytes of the datagram, `size` is
+ * its whole length: a reader that drops what is too long never has to hold it. The received fds
+ * are the caller's to close; they come close-on-exec (MSG_CMSG_CLOEXEC), like systemd's own. */
 static napi_value receiver_receive(napi_env env, napi_callback_info info) {
-  napi_value argv[1], result, data, fd_array;
-  size_t argc = 1;
+  napi_value argv[2], result, data, fd_array;
+  size_t argc = 2;
   int fd;
+  int32_t max;
   ssize_t want, got;
+  size_t room;
   void *buf = NULL;
   struct iovec iov;
   struct msghdr mh;
@@ -89,12 +92,13 @@ static napi_value receiver_receive(napi_env env, napi_callback_info info) {
   int *fds = NULL;
   size_t n_fds = 0;
 
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || !get_fd(env, argv[0], &fd))
-    return throw_type(env, "fd must be an integer");
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 || !get_fd(env, argv[0], &fd) ||
+      !get_int32(env, argv[1], &max) || max < 0)
+    return throw_type(env, "notifyReceive(fd, maxBytes) takes an fd and a byte count");
 
   /* The exact length of the next datagram, so the bytes land in a Buffer of
-   * their size with no copy and nothing is cut short: MSG_TRUNC makes a
-   * datagram recv() return the real length, MSG_PEEK leaves it queued. */
+   * their size with no copy: MSG_TRUNC makes a datagram recv() return the
+   * real length, MSG_PEEK leaves it queued. */
   do {
     want = recv(fd, NULL, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
   } while (want < 0 && errno == EINTR);
@@ -105,17 +109,19 @@ static napi_value receiver_receive(napi_env env, napi_callback_info info) {
     }
     return throw_errno(env, errno, "recv");
   }
-  CHECK(napi_create_buffer(env, (size_t)want, &buf, &data));
+  room = (size_t)want < (size_t)max ? (size_t)want : (size_t)max;
+  CHECK(napi_create_buffer(env, room, &buf, &data));
 
   memset(&mh, 0, sizeof(mh));
   iov.iov_base = buf;
-  iov.iov_len = (size_t)want;
+  iov.iov_len = room;
   mh.msg_iov = &iov;
   mh.msg_iovlen = 1;
   mh.msg_control = control.bytes;
   mh.msg_controllen = sizeof(control.bytes);
+  /* MSG_TRUNC: the whole length again, however much of it fits. */
   do {
-    got = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    got = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
   } while (got < 0 && errno == EINTR);
   if (got < 0) {
     /* Another reader of the same fd took it between the peek and here. */
@@ -146,7 +152,7 @@ static napi_value receiver_receive(napi_env env, napi_callback_info info) {
     if (napi_create_int32(env, one, &v) != napi_ok || napi_set_element(env, fd_array, (uint32_t)i, v) != napi_ok) goto fail;
   }
   if (napi_create_object(env, &result) != napi_ok) goto fail;
-  if ((size_t)got < (size_t)want) {
+  if ((size_t)got < room) {
     napi_value shorter;
     void *ignored;
     /* A datagram never arrives shorter than peeked unless a second reader
@@ -155,6 +161,7 @@ static napi_value receiver_receive(napi_env env, napi_callback_info info) {
     data = shorter;
   }
   if (napi_set_named_property(env, result, "data", data) != napi_ok) goto fail;
+  if (!set_int(env, result, "size", got)) goto fail;
   if (napi_set_named_property(env, result, "fds", fd_array) != napi_ok) goto fail;
   if (cred) {
     if (!set_int(env, result, "pid", cred->pid) || !set_int(env, result, "uid", cred->uid) || !set_int(env, result, "gid", cred->gid))

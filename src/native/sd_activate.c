@@ -371,7 +371,14 @@ static napi_value do_socketpair(napi_env env, napi_callback_info info) {
 /* notifySend(sockaddr, message, fds|null, cred|null) -> bytes sent.
  * One AF_UNIX datagram, as sd_pid_notify_with_fds() sends it: a fresh
  * SOCK_DGRAM|SOCK_CLOEXEC socket, MSG_NOSIGNAL, SCM_RIGHTS for fds and
- * SCM_CREDENTIALS only when the caller passes a credential to claim. */
+ * SCM_CREDENTIALS only when the caller passes a credential to claim.
+ *
+ * An fd to pass that is closed fails with EBADF (and its number as `fd`)
+ * before the socket is opened: the socket takes the lowest free number,
+ * and a number closed just before would otherwise pass the socket itself,
+ * which the receiver keeps (systemd's fd store hands it back after a
+ * restart). The socket is checked against the fds once more, for a number
+ * another thread closed in between. */
 static napi_value notify_send(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   size_t argc = 4;
@@ -458,8 +465,16 @@ static napi_value notify_send(napi_env env, napi_callback_info info) {
     }
   }
 
+  for (uint32_t i = 0; i < n_fds; i++)
+    if (fcntl(fds[i], F_GETFD) < 0) return throw_errno_fd(env, errno, "sendmsg", fds[i]);
   sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (sock < 0) return throw_errno(env, errno, "socket");
+  for (uint32_t i = 0; i < n_fds; i++) {
+    if (fds[i] == sock) {
+      close(sock);
+      return throw_errno_fd(env, EBADF, "sendmsg", fds[i]);
+    }
+  }
   /* libsystemd raises SO_SNDBUF to 8 MiB on every notify socket (fd_inc_sndbuf). Only a message
    * near the default buffer needs it, so the two extra syscalls are spent only then. */
   if (msg_len > 64 * 1024) {

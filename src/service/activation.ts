@@ -3,6 +3,9 @@ import { LISTEN_FDS_START, LISTEN_VARIABLES, parseListenEnvironment } from '../c
 import { SystemdError } from '../core/errors.js';
 import { native } from '../native/addon.js';
 import { describeFdInfo, toFdInfo, type FdInfo } from '../core/socket-info.js';
+import { isValidFdName } from '../core/fd-name.js';
+import { list, quote, show } from '../core/quote.js';
+import type { RawFdFacts } from '../core/fd-facts.js';
 
 /**
  * One inherited fd: its number, its name from LISTEN_FDNAMES, and what it really is.
@@ -87,6 +90,28 @@ const claimed = new Set<string>();
 /* fds of this registry closed since (fdStoreRemoveUnused(), a replaced socket): never handed on. */
 const released = new Set<ListenFd>();
 
+/**
+ * What an event loop is made of, as /proc/self/fd names it: the first fd a runtime opens at
+ * start-up is its loop's epoll (Node, Deno and Bun alike), at fd 3 when nothing was passed. No
+ * service manager passes one of these: a .socket unit passes sockets, FIFOs, files and queues,
+ * and the fd store keeps what a service handed it, none of which outlives the loop it served.
+ * (FD_CLOEXEC cannot tell either: Node sets it on every fd it inherits, at start-up.)
+ */
+const RUNTIME_OWNED = /^anon_inode:\[?(eventpoll|eventfd|io_uring|signalfd|timerfd|inotify)\]?$/;
+
+/**
+ * The error for a promised fd that is the process's own: taking it would hand the runtime's fd
+ * to listen(), or close it with fdStoreRemoveUnused() (node then aborts).
+ */
+function notPassed(fd: number, count: number, name: string, path: string): SystemdError {
+  return new SystemdError(
+    'ERR_SD_FD_INVALID',
+    `LISTEN_FDS=${count} promises fd ${fd} (${quote(name)}), but fd ${fd} is ${path}, this process's own event loop: ` +
+      'no service manager passed it. LISTEN_PID and LISTEN_FDS were probably inherited by mistake (exported by a ' +
+      'parent, or kept across an exec that did not keep the fds); nothing was taken or closed',
+  );
+}
+
 function readOnce(options: ListenFdsOptions): Outcome {
   if (options.unsetEnvironment !== undefined && typeof options.unsetEnvironment !== 'boolean') {
     throw new TypeError('options.unsetEnvironment must be a boolean');
@@ -99,20 +124,26 @@ function readOnce(options: ListenFdsOptions): Outcome {
     const fds: ListenFd[] = [];
     for (let i = 0; i < parsed.count; i++) {
       const fd = LISTEN_FDS_START + i;
+      let facts: RawFdFacts;
       try {
+        // As sd_listen_fds() does first (a runtime's own fd has the flag already: nothing changes on it).
         binding.setCloexec(fd, true);
-        const facts = binding.inspect(fd);
-        // A socket's facts are all in hand, decoded when first read; anything else is named by
-        // its path in /proc now, while the fd is surely still the one inherited.
-        const decode = (): FdInfo => toFdInfo(fd, facts, binding.constants);
-        fds.push(new ListenFd(fd, parsed.names[i]!, facts.mode === binding.constants.S_IFSOCK ? decode : decode()));
+        facts = binding.inspect(fd);
       } catch (cause) {
         throw new SystemdError(
           'ERR_SD_FD_INVALID',
-          `LISTEN_FDS=${parsed.count} promises fd ${fd} ("${parsed.names[i]}"), but it cannot be used: ${(cause as Error).message}`,
+          `LISTEN_FDS=${parsed.count} promises fd ${fd} (${quote(parsed.names[i]!)}), but it cannot be used: ${(cause as Error).message}`,
           { cause },
         );
       }
+      // A socket's facts are all in hand, decoded when first read; anything else is named by
+      // its path in /proc now, while the fd is surely still the one inherited.
+      const decode = (): FdInfo => toFdInfo(fd, facts, binding.constants);
+      const info = facts.mode === binding.constants.S_IFSOCK ? decode : decode();
+      if (typeof info !== 'function' && info.kind !== 'socket' && info.path !== null && RUNTIME_OWNED.test(info.path)) {
+        throw notPassed(fd, parsed.count, parsed.names[i]!, info.path);
+      }
+      fds.push(new ListenFd(fd, parsed.names[i]!, info));
     }
     return { fds: Object.freeze(fds), reason: '' };
   } catch (error) {
@@ -130,7 +161,9 @@ function readOnce(options: ListenFdsOptions): Outcome {
  *
  * @throws SystemdError `ERR_SD_LISTEN_PID_INVALID`, `ERR_SD_LISTEN_FDS_INVALID`,
  *   `ERR_SD_LISTEN_FDNAMES_INVALID`, `ERR_SD_LISTEN_PIDFDID_INVALID` for a malformed environment;
- *   `ERR_SD_FD_INVALID` when a promised fd is closed.
+ *   `ERR_SD_FD_INVALID` when a promised fd is closed, or is the process's own event loop (an
+ *   epoll, eventfd, io_uring, signalfd, timerfd or inotify fd: no service manager passes one; the
+ *   environment was inherited by mistake), which is never taken, changed or closed.
  * @see https://www.freedesktop.org/software/systemd/man/latest/sd_listen_fds.html
  */
 export function listenFds(options: ListenFdsOptions = {}): readonly ListenFd[] {
@@ -160,12 +193,12 @@ export type FallbackListenOptions = { port: number; host?: string; address?: str
 function fallbackOptions(name: string, fallback: ListenFallback | undefined): FallbackListenOptions {
   if (fallback === undefined) {
     const reason = outcome && 'reason' in outcome ? outcome.reason : 'LISTEN_FDS is not set';
-    throw new SystemdError(
-      'ERR_SD_NOT_ACTIVATED',
-      `no socket named "${name}": this process was not socket-activated (${reason}). ` +
-        `Start it from a .socket unit with FileDescriptorName=${name}, or locally with ` +
-        `\`systemd-socket-activate -l 8080 --fdname=${name} node app.js\`, or give a fallback: systemdFd('${name}', 8080)`,
-    );
+    // How to run it activated, for a name a .socket unit can give (at most 255 characters).
+    const how = isValidFdName(name)
+      ? `Start it from a .socket unit with FileDescriptorName=${name}, or locally with ` +
+        `\`systemd-socket-activate -l 8080 --fdname=${name} node app.js\`, or give a fallback: systemdFd('${name}', 8080)`
+      : "No .socket unit can give it that name (FileDescriptorName= takes 1 to 255 printable ASCII characters, no ':'): give a fallback";
+    throw new SystemdError('ERR_SD_NOT_ACTIVATED', `no socket named ${quote(name)}: this process was not socket-activated (${reason}). ${how}`);
   }
   if (typeof fallback === 'number') {
     if (!Number.isInteger(fallback) || fallback < 0 || fallback > 65535) throw new RangeError(`fallback port must be 0..65535, got ${fallback}`);
@@ -181,19 +214,19 @@ function fallbackOptions(name: string, fallback: ListenFallback | undefined): Fa
       return fallback.host === undefined ? { port: fallback.port } : { host: fallback.host, address: fallback.host, port: fallback.port };
     }
   }
-  throw new TypeError(`fallback must be a port, a unix socket path, { host, port } or { path }, got ${util.inspect(fallback)}`);
+  throw new TypeError(`fallback must be a port, a unix socket path, { host, port } or { path }, got ${show(fallback)}`);
 }
 
 function checkName(name: unknown): asserts name is string {
-  if (typeof name !== 'string' || name.length === 0) throw new TypeError(`name must be a non-empty string, got ${util.inspect(name)}`);
+  if (typeof name !== 'string' || name.length === 0) throw new TypeError(`name must be a non-empty string, got ${show(name)}`);
 }
 
 function notFound(name: string, fds: readonly ListenFd[]): SystemdError {
-  const have = fds.map((f) => `"${f.name}" (fd ${f.fd}: ${f.describe()})`).join(', ');
+  const have = list(fds.map((f) => `${quote(f.name)} (fd ${f.fd}: ${f.describe()})`));
+  const how = isValidFdName(name) ? `Set FileDescriptorName=${name} in the .socket unit` : 'A .socket unit names its fds with FileDescriptorName=';
   return new SystemdError(
     'ERR_SD_FD_NOT_FOUND',
-    `no inherited fd is named "${name}"; the service manager passed ${have}. ` +
-      `Set FileDescriptorName=${name} in the .socket unit (names come from LISTEN_FDNAMES)`,
+    `no inherited fd is named ${quote(name)}; the service manager passed ${have}. ${how} (names come from LISTEN_FDNAMES)`,
   );
 }
 
@@ -210,10 +243,10 @@ function notFound(name: string, fds: readonly ListenFd[]): SystemdError {
 export function systemdFd(name: string, fallback?: ListenFallback): ListenFd | FallbackListenOptions {
   const all = systemdFds(name, fallback);
   if (all.length > 1) {
-    const list = all.map((f) => `fd ${(f as ListenFd).fd}: ${(f as ListenFd).describe()}`).join('; ');
+    const which = list(all.map((f) => `fd ${(f as ListenFd).fd}: ${(f as ListenFd).describe()}`));
     throw new SystemdError(
       'ERR_SD_FD_AMBIGUOUS',
-      `${all.length} inherited fds are named "${name}" (${list}); serve them all with systemdFds('${name}') or an adapter`,
+      `${all.length} inherited fds are named ${quote(name)} (${which}); serve them all with systemdFds(${quote(name)}) or an adapter`,
     );
   }
   return all[0]!;

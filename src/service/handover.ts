@@ -38,7 +38,7 @@ export function upgradeChannel(): { fd: number; from: number | undefined } | nul
 
 let lifeline: number | null | undefined;
 
-/** Reads an fd passed by name (and pid) once, removes the variables, makes the fd close-on-exec. */
+/** Reads an fd passed by name (and pid) once, removes the variables, makes the fd close-on-exec; null unless it is a unix stream socket. */
 function claim(fdVariable: string, pidVariable: string): number | null {
   const fdText = process.env[fdVariable];
   const pidText = process.env[pidVariable];
@@ -47,7 +47,14 @@ function claim(fdVariable: string, pidVariable: string): number | null {
   if (fdText === undefined || pidText !== String(process.pid) || !/^[1-9]\d*$/.test(fdText)) return null;
   const fd = Number(fdText);
   try {
-    native().setCloexec(fd, true);
+    // What the old process passes is a unix stream socket (a 'pipe' of spawn()). Anything else
+    // is not the channel: most likely this process's own (Node's event loop takes the low fds
+    // when nothing is passed), which must be neither used nor closed.
+    const binding = native();
+    const facts = binding.inspect(fd);
+    const c = binding.constants;
+    if (facts.mode !== c.S_IFSOCK || facts.domain !== c.AF_UNIX || facts.type !== c.SOCK_STREAM) return null;
+    binding.setCloexec(fd, true);
   } catch {
     // Not open: the variables came from elsewhere.
     return null;

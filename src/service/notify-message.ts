@@ -4,11 +4,12 @@
  */
 import { os } from '../core/builtins.js';
 import { checkFdName } from '../core/fd-name.js';
+import { QUOTE_MAX, quote, show } from '../core/quote.js';
 import type { NotifyFields } from './notify-types.js';
 
 /** A value may hold neither a newline (it would start a field of its own) nor NUL (systemd stops reading there). */
 export function checkValue(key: string, value: string): string {
-  if (/[\n\0]/.test(value)) throw new TypeError(`${key}= must not contain a newline or NUL: ${JSON.stringify(value)}`);
+  if (/[\n\0]/.test(value)) throw new TypeError(`${fieldName(key)} must not contain a newline or NUL: ${quote(value)}`);
   return value;
 }
 
@@ -35,8 +36,8 @@ export function hasLoneSurrogate(text: string): boolean {
  */
 export function checkStatus(text: unknown): string {
   if (typeof text !== 'string') throw new TypeError(`STATUS must be a string, got ${typeof text}`);
-  if (/[\r\n\0]/.test(text)) throw new TypeError(`STATUS must be a single line without NUL: ${JSON.stringify(text)}`);
-  if (hasLoneSurrogate(text)) throw new TypeError(`STATUS must be valid Unicode (it has a lone surrogate): ${JSON.stringify(text)}`);
+  if (/[\r\n\0]/.test(text)) throw new TypeError(`STATUS must be a single line without NUL: ${quote(text)}`);
+  if (hasLoneSurrogate(text)) throw new TypeError(`STATUS must be valid Unicode (it has a lone surrogate): ${quote(text)}`);
   return text;
 }
 
@@ -54,16 +55,21 @@ export function checkFds(fds: unknown, atLeastOne: boolean): readonly number[] |
 
 /** Milliseconds to whole microseconds, for the *_USEC fields. */
 export function usec(what: string, ms: unknown): string {
-  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) throw new TypeError(`${what} must be a finite number of milliseconds >= 0, got ${String(ms)}`);
+  if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) throw new TypeError(`${what} must be a finite number of milliseconds >= 0, got ${show(ms)}`);
   return BigInt(Math.round(ms * 1000)).toString();
 }
 
 export function checkPid(what: string, pid: unknown): number {
-  if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0 || pid > 0x7fffffff) throw new TypeError(`${what} must be a pid (a positive integer), got ${String(pid)}`);
+  if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0 || pid > 0x7fffffff) throw new TypeError(`${what} must be a pid (a positive integer), got ${show(pid)}`);
   return pid;
 }
 
 const KEY = /^[A-Z0-9_]+$/;
+
+/** What messages call a field: `KEY=`, unless the key is long enough to drown them. */
+function fieldName(key: string): string {
+  return key.length <= QUOTE_MAX ? `${key}=` : `the field ${quote(key)}`;
+}
 
 /** A fields object to its message: `KEY=VALUE` lines joined by '\n', no trailing newline (as libsystemd users write it). */
 export function encodeFields(fields: NotifyFields): string {
@@ -72,19 +78,19 @@ export function encodeFields(fields: NotifyFields): string {
   for (const key of Object.keys(fields)) {
     const value: unknown = (fields as Record<string, unknown>)[key];
     if (value === undefined || value === null || value === false) continue;
-    if (!KEY.test(key)) throw new TypeError(`field names are upper-case letters, digits and '_': ${JSON.stringify(key)}`);
+    if (!KEY.test(key)) throw new TypeError(`field names are upper-case letters, digits and '_': ${quote(key)}`);
     let text: string;
     if (value === true) text = '1';
     else if (typeof value === 'bigint') text = value.toString();
     else if (typeof value === 'number') {
-      if (!Number.isSafeInteger(value)) throw new TypeError(`${key}= must be an integer, got ${value}`);
+      if (!Number.isSafeInteger(value)) throw new TypeError(`${fieldName(key)} must be an integer, got ${value}`);
       text = value.toString();
     } else if (typeof value === 'string') {
       text = key === 'STATUS' ? checkStatus(value) : key === 'FDNAME' ? checkFdName(value, 'FDNAME') : checkValue(key, value);
       // checkStatus() has looked already.
-      if (key !== 'STATUS' && hasLoneSurrogate(text)) throw new TypeError(`${key}= must be valid Unicode (it has a lone surrogate)`);
+      if (key !== 'STATUS' && hasLoneSurrogate(text)) throw new TypeError(`${fieldName(key)} must be valid Unicode (it has a lone surrogate)`);
     } else {
-      throw new TypeError(`${key}= must be a string, number, bigint or boolean, got ${typeof value}`);
+      throw new TypeError(`${fieldName(key)} must be a string, number, bigint or boolean, got ${typeof value}`);
     }
     lines.push(`${key}=${text}`);
   }
@@ -95,9 +101,9 @@ export function encodeFields(fields: NotifyFields): string {
 export function errnoNumber(error: unknown): number {
   if (typeof error === 'string') {
     const n = (os().constants.errno as Record<string, number | undefined>)[error];
-    if (n === undefined) throw new TypeError(`not an errno name: ${JSON.stringify(error)}`);
+    if (n === undefined) throw new TypeError(`not an errno name: ${quote(error)}`);
     return n;
   }
-  if (typeof error !== 'number' || !Number.isInteger(error) || error < 0) throw new TypeError(`errno must be a non-negative integer or an errno name, got ${String(error)}`);
+  if (typeof error !== 'number' || !Number.isInteger(error) || error < 0) throw new TypeError(`errno must be a non-negative integer or an errno name, got ${show(error)}`);
   return error;
 }

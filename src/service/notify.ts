@@ -3,6 +3,7 @@ import { SystemdError, systemError, type SystemError } from '../core/errors.js';
 import { native } from '../native/addon.js';
 import { encodeSockaddr } from '../core/sockaddr.js';
 import { checkFdName } from '../core/fd-name.js';
+import { quote, show } from '../core/quote.js';
 import { checkFds, checkPid, checkStatus, checkValue, encodeFields, errnoNumber, hasLoneSurrogate, usec } from './notify-message.js';
 import type { FdStoreOptions, Notify, NotifyFields, NotifyOptions, NotifySendOptions, ReloadingOptions } from './notify-types.js';
 
@@ -47,7 +48,7 @@ function notifyAddress(value: string): Buffer {
 }
 
 function invalidSocket(value: string, errno: number, problem: string): SystemdError {
-  return new SystemdError('ERR_SD_NOTIFY_SOCKET_INVALID', `NOTIFY_SOCKET=${JSON.stringify(value)} ${problem}`, { cause: { errno: -errno } });
+  return new SystemdError('ERR_SD_NOTIFY_SOCKET_INVALID', `NOTIFY_SOCKET=${quote(value)} ${problem}`, { cause: { errno: -errno } });
 }
 
 interface Credentials {
@@ -112,7 +113,7 @@ function checkOptions(options: NotifyOptions | undefined): void {
   const { pid, socket } = options;
   if (socket !== undefined && typeof socket !== 'string') throw new TypeError(`options.socket must be a string (NOTIFY_SOCKET's form), got ${typeof socket}`);
   if (pid !== undefined && !(Number.isInteger(pid) && pid >= 0 && pid <= 0x7fffffff)) {
-    throw new TypeError(`options.pid must be a pid (an integer 0 to 2147483647), got ${String(pid)}`);
+    throw new TypeError(`options.pid must be a pid (an integer 0 to 2147483647), got ${show(pid)}`);
   }
 }
 
@@ -133,8 +134,8 @@ function notifyFunction(message: string | NotifyFields, options?: NotifySendOpti
   if (typeof message === 'string') {
     // Sent as-is, as sd_notify() sends its string; a NUL would end that C string early, and a lone
     // surrogate has no UTF-8 form to send as-is.
-    if (message.includes('\0')) throw new TypeError(`a notify message must not contain NUL: ${JSON.stringify(message)}`);
-    if (hasLoneSurrogate(message)) throw new TypeError(`a notify message must be valid Unicode (it has a lone surrogate): ${JSON.stringify(message)}`);
+    if (message.includes('\0')) throw new TypeError(`a notify message must not contain NUL: ${quote(message)}`);
+    if (hasLoneSurrogate(message)) throw new TypeError(`a notify message must be valid Unicode (it has a lone surrogate): ${quote(message)}`);
     text = message;
   } else {
     text = encodeFields(message);
@@ -182,7 +183,7 @@ function waitForHangUp(Socket: typeof import('node:net').Socket, readFd: number,
 async function barrier(timeoutMs = 5000, options?: NotifyOptions): Promise<boolean> {
   // setTimeout() cannot wait longer than 2**31-1 ms (it would fire at once): beyond that, Infinity.
   if (typeof timeoutMs !== 'number' || !(timeoutMs > 0 && (timeoutMs <= 0x7fffffff || timeoutMs === Infinity))) {
-    throw new TypeError(`timeoutMs must be a number of milliseconds from 1 to 2147483647, or Infinity; got ${String(timeoutMs)}`);
+    throw new TypeError(`timeoutMs must be a number of milliseconds from 1 to 2147483647, or Infinity; got ${show(timeoutMs)}`);
   }
   checkOptions(options);
   if ((options?.socket ?? process.env.NOTIFY_SOCKET) === undefined) return false;

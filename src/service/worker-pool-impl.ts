@@ -6,6 +6,7 @@ import { execActivated, signalGroup } from '../shared/exec.js';
 import { NotifyReceiver, type NotifyMessage } from '../shared/notify-receiver.js';
 import type { Internals } from './internals.js';
 import type { WorkerInfo, WorkerPoolEvents, WorkerPoolOptions } from './worker-pool-types.js';
+import { list, quote } from '../core/quote.js';
 
 /*
  * N processes serving the same listening sockets. The primary (the service's main process) never
@@ -65,7 +66,7 @@ export class WorkerPoolProcess extends events.EventEmitter<WorkerPoolEvents> {
     core.workerLifeline();
     const held = core.heldFds().filter((f) => options.names === undefined || options.names.includes(f.name));
     if (held.length === 0) {
-      throw new core.SystemdError('ERR_SD_FD_NOT_FOUND', `a worker pool needs sockets to share; this process holds ${options.names ? `none named ${options.names.join(', ')}` : 'none'}`);
+      throw new core.SystemdError('ERR_SD_FD_NOT_FOUND', `a worker pool needs sockets to share; this process holds ${options.names ? `none named ${list(options.names.map(quote))}` : 'none'}`);
     }
     this.#fds = held.map((f) => f.fd);
     this.#names = held.map((f) => f.name);
@@ -73,6 +74,9 @@ export class WorkerPoolProcess extends events.EventEmitter<WorkerPoolEvents> {
     this.#receiver = new NotifyReceiver(`@sd-activate/pool/${process.pid}/${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}`);
     this.#receiver.on('message', (message) => this.#onNotify(message));
     this.#receiver.on('error', (error) => this.#warn(error));
+    this.#receiver.on('dropped', ({ bytes, pid, maxMessageBytes }) =>
+      this.#warn(new Error(`a notify message of ${bytes} bytes from pid ${pid} was dropped: more than ${maxMessageBytes}, as systemd drops it (further ones are dropped silently)`)),
+    );
     this.#workers = new Array<Worker | undefined>(options.size).fill(undefined);
   }
 

@@ -2,18 +2,22 @@ import { errno as errnoValues, events, fs } from '../core/builtins.js';
 import { SystemdError, systemError } from '../core/errors.js';
 import { native, type NativeBinding } from '../native/addon.js';
 import { encodeSockaddr } from '../core/sockaddr.js';
+import { show } from '../core/quote.js';
 
 /** What the addon's notify_receiver.c adds to the binding. */
 interface ReceiverBinding {
   notifyReceiverOpen(sockaddr: Buffer): number;
-  notifyReceive(fd: number): RawNotifyMessage | null;
+  notifyReceive(fd: number, maxBytes: number): RawNotifyMessage | null;
   watchReadable(fd: number, callback: (errno: number) => void): object;
   unwatch(watcher: object): void;
   watchRef(watcher: object, on: boolean): void;
 }
 
 interface RawNotifyMessage {
+  /** At most maxBytes of the datagram. */
   data: Buffer;
+  /** The datagram's whole length. */
+  size: number;
   fds: number[];
   pid?: number;
   uid?: number;
@@ -30,6 +34,14 @@ const { ETIMEDOUT } = errnoValues;
 
 /** Messages read per readable event before the loop gets a turn; the watcher fires again for the rest. */
 const BATCH = 64;
+
+/**
+ * systemd's NOTIFY_BUFFER_MAX (PIPE_BUF): its manager reads at most this many bytes of a notify
+ * datagram and ignores a longer one whole (manager_dispatch_notify_fd(), "exceeded maximum size").
+ *
+ * @see https://www.freedesktop.org/software/systemd/man/latest/sd_notify.html
+ */
+export const NOTIFY_BUFFER_MAX = 4096;
 
 /**
  * One datagram as a service manager receives it on its notify socket.
@@ -86,13 +98,49 @@ export class NotifyMessage {
 }
 
 /**
- * Events of a {@link NotifyReceiver}: `'message'` for each datagram, `'error'` when reading fails.
+ * A datagram a {@link NotifyReceiver} dropped for its size: who sent it and how long it was, never
+ * what it said.
+ *
+ * @see https://www.freedesktop.org/software/systemd/man/latest/sd_notify.html
+ */
+export interface DroppedNotifyMessage {
+  /** Its length in bytes, more than the receiver's `maxMessageBytes`. */
+  bytes: number;
+  /** How many fds came with it (all closed). */
+  fds: number;
+  /** The sender (SCM_CREDENTIALS), 0 / -1 when the kernel gave none. */
+  pid: number;
+  uid: number;
+  gid: number;
+  /** The limit it exceeded. */
+  maxMessageBytes: number;
+}
+
+/**
+ * Events of a {@link NotifyReceiver}: `'message'` for each datagram, `'error'` when reading fails,
+ * `'dropped'` for the first datagram dropped for its size (later ones are only counted, in
+ * {@link NotifyReceiver.droppedMessages}: a sender that floods the socket cannot flood a log).
  *
  * @see https://www.freedesktop.org/software/systemd/man/latest/sd_notify.html
  */
 export interface NotifyReceiverEvents {
   message: [NotifyMessage];
   error: [Error];
+  dropped: [DroppedNotifyMessage];
+}
+
+/**
+ * Options of {@link NotifyReceiver}.
+ *
+ * @see https://www.freedesktop.org/software/systemd/man/latest/sd_notify.html
+ */
+export interface NotifyReceiverOptions {
+  /**
+   * The longest datagram taken, in bytes (default 4096, systemd's own limit); a longer one is
+   * dropped, its fds closed, as systemd drops it. `Infinity` takes every datagram whole (to compare
+   * what senders send, whatever its size).
+   */
+  maxMessageBytes?: number;
 }
 
 /**
@@ -103,6 +151,10 @@ export interface NotifyReceiverEvents {
  * Every message is emitted as `'message'`. A message that arrives while there is neither a
  * `'message'` listener nor a waiting {@link NotifyReceiver.receive} is kept for the next
  * receive() (or iteration), in order.
+ *
+ * As systemd's manager, it ignores a datagram longer than 4096 bytes (`maxMessageBytes`) and
+ * closes the fds that came with it: such a message never reaches `'message'`. The first one is
+ * told as `'dropped'` (its size and sender, not its content), the rest counted.
  *
  * @example
  * ```ts
@@ -123,20 +175,30 @@ export class NotifyReceiver extends events.EventEmitter<NotifyReceiverEvents> {
   private closed = false;
   private readonly backlog: NotifyMessage[] = [];
   private readonly waiters: Array<{ resolve: (m: NotifyMessage) => void; reject: (e: Error) => void }> = [];
+  /** The longest datagram taken (see {@link NotifyReceiverOptions.maxMessageBytes}). */
+  readonly maxMessageBytes: number;
+  /** How many datagrams were dropped for their size so far. */
+  droppedMessages = 0;
 
   /**
    * Binds the socket and starts reading. The watcher keeps the process alive until
    * {@link NotifyReceiver.close} or {@link NotifyReceiver.unref}.
    *
    * @param address - an absolute path (created; removed again by close()) or '@' and an abstract name
-   * @throws TypeError for any other address
+   * @throws TypeError for any other address, or a `maxMessageBytes` that is not a whole number above 0
    * @throws SystemError when socket(2), setsockopt(2) or bind(2) fail (EADDRINUSE, ...)
    */
-  constructor(address: string) {
+  constructor(address: string, options: NotifyReceiverOptions = {}) {
     super();
     if (typeof address !== 'string' || !(address.startsWith('@') || address.startsWith('/')) || address.length < 2) {
-      throw new TypeError(`a notify socket address is an absolute path or '@' and a name, got ${JSON.stringify(address)}`);
+      throw new TypeError(`a notify socket address is an absolute path or '@' and a name, got ${show(address)}`);
     }
+    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+    const max = options.maxMessageBytes ?? NOTIFY_BUFFER_MAX;
+    if (!(max === Infinity || (Number.isSafeInteger(max) && max > 0))) {
+      throw new TypeError(`options.maxMessageBytes must be a whole number of bytes above 0, or Infinity; got ${show(max)}`);
+    }
+    this.maxMessageBytes = max;
     const sockaddr = address.startsWith('@') ? encodeSockaddr({ family: 'unix', abstract: address.slice(1) }) : encodeSockaddr({ family: 'unix', path: address });
     const b = binding();
     this.address = address;
@@ -160,13 +222,15 @@ export class NotifyReceiver extends events.EventEmitter<NotifyReceiverEvents> {
     for (let i = 0; i < BATCH && !this.closed; i++) {
       let raw: RawNotifyMessage | null;
       try {
-        raw = b.notifyReceive(this.fd);
+        // No datagram is longer than this (the kernel caps a send buffer far below it).
+        raw = b.notifyReceive(this.fd, Math.min(this.maxMessageBytes, 0x7fffffff));
       } catch (error) {
         this.fail(error as Error);
         return;
       }
       if (raw === null) return;
-      this.deliver(new NotifyMessage(raw));
+      if (raw.size > this.maxMessageBytes) this.drop(raw);
+      else this.deliver(new NotifyMessage(raw));
     }
   }
 
@@ -176,6 +240,21 @@ export class NotifyReceiver extends events.EventEmitter<NotifyReceiverEvents> {
     // Nobody to take it now: kept for the next receive(), as a socket keeps unread data.
     else if (this.listenerCount('message') === 0) this.backlog.push(message);
     this.emit('message', message);
+  }
+
+  /** What systemd does with a datagram over its limit: ignores it whole and closes its fds. */
+  private drop(raw: RawNotifyMessage): void {
+    const b = binding();
+    for (const fd of raw.fds) b.close(fd);
+    if (this.droppedMessages++ > 0) return;
+    this.emit('dropped', {
+      bytes: raw.size,
+      fds: raw.fds.length,
+      pid: raw.pid ?? 0,
+      uid: raw.uid ?? -1,
+      gid: raw.gid ?? -1,
+      maxMessageBytes: this.maxMessageBytes,
+    });
   }
 
   private fail(error: Error): void {

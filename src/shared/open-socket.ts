@@ -3,6 +3,7 @@ import { fs } from '../core/builtins.js';
 const { chmodSync, unlinkSync } = fs;
 import { native } from '../native/addon.js';
 import { encodeSockaddr, type BindAddress } from '../core/sockaddr.js';
+import { show } from '../core/quote.js';
 
 /** A socket to create the way a .socket unit would, outside Node's event loop. */
 export interface SocketDescription {
@@ -24,19 +25,19 @@ const TYPES = ['stream', 'dgram', 'seqpacket'] as const;
 
 function checkDescription(desc: SocketDescription): void {
   if (typeof desc !== 'object' || desc === null) throw new TypeError('openSocket() takes a socket description object');
-  if (!TYPES.includes(desc.type)) throw new TypeError(`type must be 'stream', 'dgram' or 'seqpacket', got ${JSON.stringify(desc.type)}`);
+  if (!TYPES.includes(desc.type)) throw new TypeError(`type must be 'stream', 'dgram' or 'seqpacket', got ${show(desc.type)}`);
   const family: unknown = typeof desc.address === 'object' && desc.address !== null ? desc.address.family : undefined;
   if (family !== 'ipv4' && family !== 'ipv6' && family !== 'unix') {
-    throw new TypeError(`address must be { family: 'ipv4' | 'ipv6' | 'unix', ... }, got ${JSON.stringify(desc.address)}`);
+    throw new TypeError(`address must be { family: 'ipv4' | 'ipv6' | 'unix', ... }, got ${show(desc.address)}`);
   }
   for (const key of ['reuseAddress', 'reusePort', 'v6Only'] as const) {
     if (desc[key] !== undefined && typeof desc[key] !== 'boolean') throw new TypeError(`${key} must be a boolean`);
   }
   if (desc.backlog !== undefined && (!Number.isInteger(desc.backlog) || desc.backlog < 0)) {
-    throw new TypeError(`backlog must be a non-negative integer, got ${desc.backlog}`);
+    throw new TypeError(`backlog must be a non-negative integer, got ${show(desc.backlog)}`);
   }
   if (desc.mode !== undefined && (!Number.isInteger(desc.mode) || desc.mode < 0 || desc.mode > 0o7777)) {
-    throw new TypeError(`mode must be an integer 0 to 0o7777, got ${desc.mode}`);
+    throw new TypeError(`mode must be an integer 0 to 0o7777, got ${show(desc.mode)}`);
   }
 }
 

@@ -4,13 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
+import { NOTIFY_BUFFER_MAX } from '../../src/shared/notify-receiver.js';
 import { SystemdManager } from '../support/systemd-manager.js';
 
 /*
  * The sd_notify(3) fields not covered by systemd-notify.test.ts, each sent to a real systemd 252
  * user manager and checked by its effect there: RELOADING, STOPPING, EXTEND_TIMEOUT_USEC, ERRNO,
  * BUSERROR (accepted; 252 shows it nowhere), WATCHDOG_USEC, WATCHDOG=trigger, FDSTORE/FDSTOREREMOVE
- * and BARRIER.
+ * and BARRIER; and the longest datagram the manager takes.
  */
 
 const SERVICE = fileURLToPath(new URL('../fixtures/notify-fields.js', import.meta.url));
@@ -107,6 +108,19 @@ describe('sd_notify fields under systemd (user manager)', function () {
     await manager.waitFor(async () => (await manager.show(unit, 'WatchdogUSec')) === '45s', 5000, 'WatchdogUSec=45s');
     post('watchdogTrigger');
     await manager.waitFor(async () => (await manager.show(unit, 'Result')) === 'watchdog', 10_000, 'Result=watchdog');
+  });
+
+  it(`a datagram of ${NOTIFY_BUFFER_MAX} bytes is taken, one byte more is ignored whole (NotifyReceiver's default limit)`, async function () {
+    const { unit, send } = await start([]);
+    await manager.systemctlOk('start', unit);
+    const fits = 'a'.repeat(NOTIFY_BUFFER_MAX - 'STATUS='.length);
+    await send('status', fits);
+    expect(await send('barrier')).to.equal(true);
+    expect(await manager.show(unit, 'StatusText')).to.equal(fits);
+    await send('status', `b${fits}`);
+    expect(await send('barrier')).to.equal(true);
+    expect(await manager.show(unit, 'StatusText')).to.equal(fits);
+    expect(manager.log()).to.include('Received notify message exceeded maximum size. Ignoring.');
   });
 
   it('FDSTORE=1 adds to the store, FDSTOREREMOVE=1 takes it out; BARRIER=1 returns once both are processed', async function () {

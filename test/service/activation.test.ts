@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { outputOf, spawnActivated } from '../support/activated-child.js';
@@ -98,11 +98,55 @@ describe('activation: listenFds(), systemdFd(), systemdFds()', () => {
 
   it('fails with ERR_SD_FD_INVALID, naming the fd, when a promised fd is closed', async () => {
     const a = sockets.tcp();
-    // LISTEN_FDS promises 500 fds but only fd 3 is passed. (The fds right above are taken by
-    // node itself at start-up, as they would not be under a service manager that fills them.)
-    const out = await probe({ fds: [a.fd], env: { LISTEN_FDS: '500' }, args: ['twice'] });
-    expect(out.first.error.code).to.equal('ERR_SD_FD_INVALID');
-    expect(out.first.error.message).to.match(/promises fd \d+ .*EBADF: bad file descriptor, fcntl/);
+    const b = sockets.tcp();
+    // fd 4 is passed, then closed before the environment is read.
+    const out = await probe({ fds: [a.fd, b.fd], names: ['web', 'n'.repeat(10240)], args: ['close', '4'] });
+    expect(out.error.code).to.equal('ERR_SD_FD_INVALID');
+    expect(out.error.message).to.match(/^LISTEN_FDS=2 promises fd 4 \("n+"\.\.\. \(10240 bytes\)\), but it cannot be used: EBADF: bad file descriptor, fcntl/);
+    expect(out.error.message.length).to.be.below(600);
+  });
+
+  describe("the process's own event loop is never taken, never closed", () => {
+    it('a stray LISTEN_PID and LISTEN_FDS=1 with nothing passed: ERR_SD_FD_INVALID, and fdStoreRemoveUnused() leaves the runtime its epoll fd', async () => {
+      const child = spawnActivated({ fds: [], env: { LISTEN_FDS: '1' }, ...serviceCommand(PROBE, ['stray']) });
+      const { code, signal, stdout, stderr } = await outputOf(child);
+      expect({ code, signal }, stderr).to.deep.equal({ code: 0, signal: null });
+      const out = JSON.parse(stdout.trim());
+      expect(out.read.error.code).to.equal('ERR_SD_FD_INVALID');
+      expect(out.read.error.message).to.match(/^LISTEN_FDS=1 promises fd 3 \("unknown"\), but fd 3 is anon_inode:\[eventpoll\], this process's own event loop: no service manager passed it\. .*inherited by mistake/);
+      expect(out.removed.error.code, 'the same error again: nothing was taken').to.equal('ERR_SD_FD_INVALID');
+      expect(out.alive).to.equal(true);
+    });
+
+    it('more fds promised than passed: the first of the runtime\'s own fds above them is refused', async () => {
+      const a = sockets.tcp();
+      const out = await probe({ fds: [a.fd], env: { LISTEN_FDS: '500' }, args: ['twice'] });
+      expect(out.first.error.code).to.equal('ERR_SD_FD_INVALID');
+      expect(out.first.error.message).to.match(/^LISTEN_FDS=500 promises fd 4 \("unknown"\), but fd 4 is anon_inode:\[eventpoll\], this process's own event loop/);
+      expect(out.sameError).to.equal(true);
+    });
+
+    it('a second copy of the library in the process takes what the first took', async () => {
+      const a = sockets.tcp();
+      const b = sockets.udp();
+      const out = await probe({ fds: [a.fd, b.fd], names: ['web', 'dns'], args: ['two-copies'] });
+      expect(out).to.deep.equal({ mine: [3, 4], bundled: { ok: [3, 4] } });
+    });
+
+    it('the upgrade channel: taken when passed, ignored when the fd it names is the process\'s own', async () => {
+      const channel = async (fds: number[]): Promise<unknown> => {
+        const { command, args } = serviceCommand(PROBE, ['upgrade-channel']);
+        const child = spawn('sh', ['-c', 'SD_ACTIVATE_UPGRADE_PID=$$ SD_ACTIVATE_UPGRADE_FD=3 exec "$0" "$@"', command, ...args], {
+          stdio: ['ignore', 'pipe', 'pipe', ...fds],
+        });
+        const { code, stdout, stderr } = await outputOf(child);
+        expect(code, stderr).to.equal(0);
+        return JSON.parse(stdout.trim());
+      };
+      expect(await channel([sockets.unix('stream').fd])).to.deep.equal({ channel: 3 });
+      expect(await channel([sockets.tcp().fd]), 'not a unix stream socket').to.deep.equal({ channel: null });
+      expect(await channel([]), "Node's epoll").to.deep.equal({ channel: null });
+    });
   });
 
   it('describes a FIFO and a character device passed as fds', async () => {
@@ -134,7 +178,7 @@ describe('activation: listenFds(), systemdFd(), systemdFds()', () => {
       const b = sockets.tcp('::1');
       const out = await probe({ fds: [a.fd, b.fd], names: ['http', 'http'], args: ['fd', 'http'] });
       expect(out.error.code).to.equal('ERR_SD_FD_AMBIGUOUS');
-      expect(out.error.message).to.include("systemdFds('http')");
+      expect(out.error.message).to.include('systemdFds("http")');
     });
 
     it('lists the names there are when the name is missing, even with a fallback', async () => {
@@ -176,6 +220,42 @@ describe('activation: listenFds(), systemdFd(), systemdFds()', () => {
     it('refuses a fallback of the wrong shape with a TypeError', async () => {
       const out = await probe({ fds: [], listenPid: 'none', env: { LISTEN_FDS: undefined }, args: ['fd', 'http', '{"port":"80"}'] });
       expect(out.error.name).to.equal('TypeError');
+    });
+  });
+
+  describe('messages show a long name or many fds in a few lines', () => {
+    const long = 'n'.repeat(10240);
+    const short = (message: string): void => {
+      expect(message.length, message.slice(0, 300)).to.be.below(1200);
+    };
+
+    it('a long name asked for, not activated or not found', async () => {
+      const alone = await probe({ fds: [], listenPid: 'none', env: { LISTEN_FDS: undefined }, args: ['fd', long] });
+      expect(alone.error.code).to.equal('ERR_SD_NOT_ACTIVATED');
+      short(alone.error.message);
+      expect(alone.error.message).to.include('... (10240 bytes)').and.include('give a fallback');
+      const a = sockets.tcp();
+      const missing = await probe({ fds: [a.fd], names: ['web'], args: ['fd', long] });
+      expect(missing.error.code).to.equal('ERR_SD_FD_NOT_FOUND');
+      short(missing.error.message);
+      expect(missing.error.message).to.include('"web" (fd 3');
+    });
+
+    it('long names passed, and a name many fds share', async () => {
+      const a = sockets.tcp();
+      const b = sockets.tcp();
+      const listed = await probe({ fds: [a.fd], names: [long], args: ['fd', 'web'] });
+      expect(listed.error.code).to.equal('ERR_SD_FD_NOT_FOUND');
+      short(listed.error.message);
+      const ambiguous = await probe({ fds: [a.fd, b.fd], names: [long, long], args: ['fd', long] });
+      expect(ambiguous.error.code).to.equal('ERR_SD_FD_AMBIGUOUS');
+      short(ambiguous.error.message);
+      const many = Array.from({ length: 30 }, () => sockets.tcp().fd);
+      const crowd = await probe({ fds: many, names: many.map(() => 'same'), args: ['fd', 'same'] });
+      expect(crowd.error.code).to.equal('ERR_SD_FD_AMBIGUOUS');
+      expect(crowd.error.message).to.include('and 20 more');
+      const none = await probe({ fds: many, names: many.map((_, i) => `n${i}`), args: ['fd', 'web'] });
+      expect(none.error.message).to.include('and 20 more');
     });
   });
 

@@ -48,7 +48,8 @@ describe('notify against libsystemd', function () {
 
   beforeEach(function () {
     restore = saveEnv('NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID');
-    ({ receiver, close } = openReceiver('path'));
+    // Every datagram whole, whatever its size: what is compared is what each sender sends.
+    ({ receiver, close } = openReceiver('path', { maxMessageBytes: Infinity }));
     process.env.NOTIFY_SOCKET = receiver.address;
   });
 

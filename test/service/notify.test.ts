@@ -181,6 +181,26 @@ describe('notify', function () {
       const error = thrown(() => notify.fdStore('x', [999_999])) as SystemError;
       expect(error.code).to.equal('EBADF');
       expect(error.syscall).to.equal('sendmsg');
+      expect(error.fd).to.equal(999_999);
+    });
+
+    it("an fd closed just before (the number the send's own socket takes next) is EBADF, and nothing is sent", async function () {
+      const a = openSync(file, 'r');
+      try {
+        // The lowest free number: what socket() in the send would get, and so pass as itself.
+        const gone = openSync('/dev/null', 'r');
+        closeSync(gone);
+        for (const send of [() => notify.fdStore('gone', [gone]), () => notify.fdStore('gone', [a, gone]), () => notify('FDSTORE=1\nFDNAME=gone', { fds: [gone] })]) {
+          const error = thrown(send) as SystemError;
+          expect(error.code, error.message).to.equal('EBADF');
+          expect(error.fd).to.equal(gone);
+          expect(error.message).to.match(new RegExp(`^EBADF: bad file descriptor, sendmsg \\(fd ${gone}\\) '`));
+        }
+        notify.status('after');
+        expect((await next()).text, 'nothing was sent for the refused messages').to.equal('STATUS=after');
+      } finally {
+        closeSync(a);
+      }
     });
   });
 

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { SystemdError, type SystemError } from '../../src/core/errors.js';
 import type { NotifyMessage, NotifyReceiver } from '../../src/shared/notify-receiver.js';
-import { parseWatchdogEnvironment, startWatchdog, watchdogEnabled, type Watchdog } from '../../src/service/watchdog.js';
+import { MIN_PING_INTERVAL_MS, parseWatchdogEnvironment, startWatchdog, watchdogEnabled, type Watchdog } from '../../src/service/watchdog.js';
 import { openReceiver, saveEnv } from '../support/notify.js';
 import { evalCommand } from '../support/runtime.js';
 
@@ -141,6 +141,30 @@ describe('watchdog', function () {
       await sleep(470);
       expect(pings.length, `pings at ${pings.map((t) => Math.round(t - started)).join(', ')} ms`).to.be.within(4, 6);
       expect(pings[0]! - started, 'the first at once').to.be.lessThan(60);
+    });
+
+    it(`a tiny WATCHDOG_USEC pings no more often than every ${MIN_PING_INTERVAL_MS} ms (WATCHDOG_USEC=1 pinged about 930 times a second)`, async function () {
+      for (const usec of ['1', '3000', String(2 * MIN_PING_INTERVAL_MS * 1000 - 1)]) {
+        process.env.WATCHDOG_USEC = usec;
+        pings.length = 0;
+        const started = performance.now();
+        watchdog = startWatchdog();
+        expect(watchdog.timeoutMs, usec).to.equal(Number(usec) / 1000);
+        expect(watchdog.intervalMs, usec).to.equal(MIN_PING_INTERVAL_MS);
+        await sleep(300);
+        watchdog.stop();
+        const elapsed = performance.now() - started;
+        // At once, then one per interval: 31 in 300 ms at most, and it does keep pinging.
+        expect(pings.length, `${usec}: ${pings.length} pings in ${Math.round(elapsed)} ms`).to.be.within(3, Math.floor(elapsed / MIN_PING_INTERVAL_MS) + 1);
+      }
+      // Twice the floor and above: half the timeout, as before.
+      process.env.WATCHDOG_USEC = String(2 * MIN_PING_INTERVAL_MS * 1000);
+      watchdog = startWatchdog();
+      expect(watchdog.intervalMs).to.equal(MIN_PING_INTERVAL_MS);
+      watchdog.stop();
+      process.env.WATCHDOG_USEC = '50000';
+      watchdog = startWatchdog();
+      expect(watchdog.intervalMs).to.equal(25);
     });
 
     it('does nothing when no watchdog is asked for (WATCHDOG_USEC unset, or WATCHDOG_PID of another process)', async function () {

@@ -6,7 +6,7 @@ import { Worker } from 'node:worker_threads';
 import type { SystemdError, SystemError } from '../../src/core/errors.js';
 import { native } from '../../src/native/addon.js';
 import { notify } from '../../src/service/notify.js';
-import { NotifyReceiver } from '../../src/shared/notify-receiver.js';
+import { NOTIFY_BUFFER_MAX, NotifyReceiver, type DroppedNotifyMessage } from '../../src/shared/notify-receiver.js';
 import { openReceiver, saveEnv } from '../support/notify.js';
 import { openFds } from '../support/resources.js';
 
@@ -151,5 +151,57 @@ describe('NotifyReceiver', function () {
       expect(await worker.terminate()).to.equal(1);
     }
     // and their sockets were closed with them: afterEach finds no fd left open
+  });
+
+  describe('the longest datagram taken', function () {
+    const status = (bytes: number, fill = 'x'): string => fill.repeat(bytes - 'STATUS='.length);
+
+    it(`takes ${NOTIFY_BUFFER_MAX} bytes; drops a longer datagram whole with its fds, as systemd does, and tells the first one`, async function () {
+      const dropped: DroppedNotifyMessage[] = [];
+      receiver.on('dropped', (d) => dropped.push(d));
+      notify.status(status(NOTIFY_BUFFER_MAX));
+      const devnull = openSync('/dev/null', 'r');
+      try {
+        notify.fdStore('big', [devnull]);
+        notify({ STATUS: status(NOTIFY_BUFFER_MAX + 1), FDSTORE: 1, FDNAME: 'big' }, { fds: [devnull] });
+        notify.status(status(200_000));
+      } finally {
+        native().close(devnull);
+      }
+      notify.status('after');
+      const texts: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const message = await receiver.receive({ timeoutMs: 2000 });
+        texts.push(message.text.length > 20 ? `${message.text.length} bytes` : message.text);
+        message.fds.forEach((fd) => native().close(fd));
+      }
+      expect(texts).to.deep.equal([`${NOTIFY_BUFFER_MAX} bytes`, 'FDSTORE=1\nFDNAME=big', 'STATUS=after']);
+      expect(receiver.droppedMessages).to.equal(2);
+      expect(dropped).to.deep.equal([
+        { bytes: 'STATUS=\nFDSTORE=1\nFDNAME=big'.length + NOTIFY_BUFFER_MAX + 1 - 'STATUS='.length, fds: 1, pid: process.pid, uid: process.getuid!(), gid: process.getgid!(), maxMessageBytes: NOTIFY_BUFFER_MAX },
+      ]);
+      // The dropped message's fd was closed here: afterEach finds no fd left open.
+    });
+
+    it('maxMessageBytes: Infinity takes any datagram whole, a smaller one drops sooner; anything else is a TypeError', async function () {
+      const all = openReceiver('abstract', { maxMessageBytes: Infinity });
+      const small = openReceiver('abstract', { maxMessageBytes: 10 });
+      try {
+        process.env.NOTIFY_SOCKET = all.receiver.address;
+        notify.status(status(200_000));
+        expect((await all.receiver.receive({ timeoutMs: 2000 })).data.length).to.equal(200_000);
+        process.env.NOTIFY_SOCKET = small.receiver.address;
+        notify.status('abc');
+        notify.status('abcd');
+        expect((await small.receiver.receive({ timeoutMs: 2000 })).text).to.equal('STATUS=abc');
+        expect(small.receiver.droppedMessages).to.equal(1);
+      } finally {
+        all.close();
+        small.close();
+      }
+      for (const bad of [0, -1, 1.5, '4096', NaN]) {
+        expect(() => new NotifyReceiver('@sd-activate-never-bound', { maxMessageBytes: bad as number }), String(bad)).to.throw(TypeError, /maxMessageBytes/);
+      }
+    });
   });
 });

@@ -1,17 +1,17 @@
 import { closeSync, fstatSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NotifyReceiver } from '../../src/shared/notify-receiver.js';
+import { NotifyReceiver, type NotifyReceiverOptions } from '../../src/shared/notify-receiver.js';
 import { uniqueName } from './resources.js';
 
 /** A receiver at a path in a fresh temp dir, or at a fresh abstract name; `close()` removes both. */
-export function openReceiver(kind: 'path' | 'abstract' = 'path'): { receiver: NotifyReceiver; close: () => void } {
+export function openReceiver(kind: 'path' | 'abstract' = 'path', options: NotifyReceiverOptions = {}): { receiver: NotifyReceiver; close: () => void } {
   if (kind === 'abstract') {
-    const receiver = new NotifyReceiver(`@${uniqueName('sd-activate-notify')}`);
+    const receiver = new NotifyReceiver(`@${uniqueName('sd-activate-notify')}`, options);
     return { receiver, close: () => receiver.close() };
   }
   const dir = mkdtempSync(join(tmpdir(), 'sd-activate-'));
-  const receiver = new NotifyReceiver(join(dir, 'notify'));
+  const receiver = new NotifyReceiver(join(dir, 'notify'), options);
   return {
     receiver,
     close: () => {
