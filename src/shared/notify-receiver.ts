@@ -7,9 +7,6 @@ import { encodeSockaddr } from '../core/sockaddr.js';
 interface ReceiverBinding {
   notifyReceiverOpen(sockaddr: Buffer): number;
   notifyReceive(fd: number): RawNotifyMessage | null;
-  watchReadable(fd: number, callback: (errno: number) => void): object;
-  unwatch(watcher: object): void;
-  watchRef(watcher: object, on: boolean): void;
 }
 
 interface RawNotifyMessage {
