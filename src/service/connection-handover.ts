@@ -129,7 +129,7 @@ export function sendConnections(channel: HandoverChannel, connections: readonly 
         batch.settled = true;
         keep(batch.items);
       }
-      sending = false;
+      // The sending loop finds the channel closed and keeps what it has not sent.
       finish();
     };
     channel.on('message', onMessage);
@@ -137,29 +137,39 @@ export function sendConnections(channel: HandoverChannel, connections: readonly 
     channel.once('error', onEnd);
 
     void (async () => {
-      const usable: Batch['items'] = [];
-      for (const { socket, state } of connections) {
+      const paused: Batch['items'] = connections.map(({ socket, state }) => {
         const wasFlowing = !socket.isPaused();
         socket.pause();
-        try {
-          connectionFd(socket);
-          usable.push({ socket, state, wasFlowing });
-        } catch {
-          keep([{ socket, state, wasFlowing }]);
-        }
-      }
-      for (let at = 0; at < usable.length; at += size) {
-        const items = usable.slice(at, at + size);
+        return { socket, state, wasFlowing };
+      });
+      for (let at = 0; at < paused.length; at += size) {
+        let items = paused.slice(at, at + size);
         const seq = nextSeq++;
-        const batch: Batch = { items, settled: false };
-        batches.set(seq, batch);
         try {
-          await channel.send({ t: 'batch', seq, states: items.map((item) => item.state) } satisfies Wire, items.map((item) => connectionFd(item.socket)));
+          // fds are read right before each try: a socket closed meanwhile (its number perhaps
+          // another's by now) is never sent.
+          for (;;) {
+            const fds: number[] = [];
+            items = items.filter((item) => {
+              try {
+                fds.push(connectionFd(item.socket));
+                return true;
+              } catch {
+                keep([item]);
+                return false;
+              }
+            });
+            if (items.length === 0) break;
+            batches.set(seq, { items, settled: false });
+            if (channel.trySend({ t: 'batch', seq, states: items.map((item) => item.state) } satisfies Wire, fds)) break;
+            batches.delete(seq);
+            await channel.writable();
+          }
         } catch {
-          // The other process is gone, or a socket died while paused: nothing of this batch left here.
-          batch.settled = true;
+          // The other process is gone: nothing of this batch or after it leaves this process.
+          batches.delete(seq);
           keep(items);
-          for (const rest of usable.slice(at + size)) keep([rest]);
+          keep(paused.slice(at + size));
           break;
         }
       }

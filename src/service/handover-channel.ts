@@ -47,27 +47,39 @@ export class HandoverChannel extends events.EventEmitter<HandoverChannelEvents> 
   }
 
   /**
-   * Sends `message` (JSON) with `fds` (at most 253). The fds stay open in this process. Waits for
-   * room when the socket is full.
+   * Sends `message` (JSON) with `fds` (at most 253), which stay open in this process. Waits for
+   * room when the socket is full: `fds` must stay valid meanwhile (see {@link trySend}).
    *
    * @throws (rejects) EPIPE when the peer is gone, ERR_SD_UPGRADE_FAILED once closed
    */
   async send(message: unknown, fds: readonly number[] = []): Promise<void> {
-    const payload = Buffer.from(JSON.stringify(message));
-    for (;;) {
-      if (this.#closed) throw new SystemdError('ERR_SD_UPGRADE_FAILED', 'the hand-over channel is closed');
-      try {
-        native().sendFds(this.fd, payload, fds);
-        return;
-      } catch (error) {
-        if ((error as { code?: string }).code !== 'EAGAIN') throw error;
-      }
-      await this.#room();
+    while (!this.trySend(message, fds)) await this.writable();
+  }
+
+  /**
+   * Sends now, or returns false when the socket is full (then wait with {@link writable}, and
+   * read the fds again: a socket closed meanwhile may have left its number to another).
+   *
+   * @throws EPIPE when the peer is gone, ERR_SD_UPGRADE_FAILED once closed
+   */
+  trySend(message: unknown, fds: readonly number[] = []): boolean {
+    if (this.#closed) throw new SystemdError('ERR_SD_UPGRADE_FAILED', 'the hand-over channel is closed');
+    try {
+      native().sendFds(this.fd, Buffer.from(JSON.stringify(message)), fds);
+      return true;
+    } catch (error) {
+      if ((error as { code?: string }).code === 'EAGAIN') return false;
+      throw error;
     }
   }
 
-  #room(): Promise<void> {
+  /** Resolves once there is room to send (or the channel is closed). */
+  writable(): Promise<void> {
     return new Promise((resolve) => {
+      if (this.#closed) {
+        resolve();
+        return;
+      }
       this.#waitingForRoom.push(resolve);
       this.#writer ??= native().watchWritable(this.fd, () => {
         native().unwatch(this.#writer!);
