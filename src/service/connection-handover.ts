@@ -113,9 +113,12 @@ export function sendConnections(channel: HandoverChannel, connections: readonly 
         }
         // What Node read after the pause (it reads on up to the high-water mark), taken without
         // a 'data' event: the listeners of a socket that is passed are done with it.
-        socket.removeAllListeners('data');
+        // (read() of an empty buffer would only start the handle reading again.)
         const buffered: Buffer[] = [];
-        for (let chunk: Buffer | null; (chunk = socket.read() as Buffer | null) !== null; ) buffered.push(chunk);
+        if (socket.readableLength > 0) {
+          socket.removeAllListeners('data');
+          for (let chunk: Buffer | null; (chunk = socket.read() as Buffer | null) !== null; ) buffered.push(chunk);
+        }
         socket.destroy();
         result.passed.push(socket);
         take.push(buffered.length ? { i, data: Buffer.concat(buffered).toString('base64') } : { i });
