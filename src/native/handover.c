@@ -11,7 +11,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <linux/sockios.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +22,14 @@
 
 #ifndef SCM_MAX_FD
 #define SCM_MAX_FD 253
+#endif
+/* linux/sockios.h names them, but musl's toolchain has no kernel headers: they are the tty ioctls'
+ * numbers (include/uapi/linux/sockios.h). */
+#ifndef SIOCINQ
+#define SIOCINQ FIONREAD
+#endif
+#ifndef SIOCOUTQ
+#define SIOCOUTQ TIOCOUTQ
 #endif
 
 /* seqpacketPair() -> [fd, fd]: close-on-exec (a child gets one only when it is passed on purpose). */
