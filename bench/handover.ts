@@ -8,6 +8,7 @@
 //
 //   BENCH_SIZES (1000,10000)   connection counts
 //   BENCH_ROUNDS (5)           rounds per count (fresh processes each); the median is printed
+//   BENCH_CPU_PROF (unset)     a directory: the new process of each round writes a --cpu-prof profile there
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import * as net from 'node:net';
@@ -25,7 +26,7 @@ const GOALS: Record<number, number> = { 1000: 100, 10000: 1000 };
 type Event = Record<string, number | boolean>;
 
 function side(args: string[], channel: number): { child: ChildProcess; next: (key: string, timeoutMs?: number) => Promise<Event>; events: Event[] } {
-  const child = spawn(process.execPath, [SIDE, ...args], { stdio: ['pipe', 'pipe', 'inherit', channel] });
+  const child = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []), SIDE, ...args], { stdio: ['pipe', 'pipe', 'inherit', channel] });
   const events: Event[] = [];
   let wake: (() => void) | undefined;
   createInterface({ input: child.stdout! }).on('line', (line) => {
@@ -101,7 +102,8 @@ async function round(count: number): Promise<Round> {
     return result;
   } finally {
     old.child.kill('SIGKILL');
-    fresh.child.kill('SIGKILL');
+    fresh.child.stdin!.end();
+    setTimeout(() => fresh.child.kill('SIGKILL'), 5000).unref();
     await Promise.all([once(old.child, 'exit'), once(fresh.child, 'exit')]);
   }
 }

@@ -43,6 +43,8 @@ export interface NativeBinding {
   inq(fd: number): number;
   /** ioctl(SIOCOUTQ): bytes written and not yet acknowledged by a TCP peer; for unix sockets, the memory of what the peer has not read. */
   outq(fd: number): number;
+  /** fcntl(F_DUPFD_CLOEXEC): another fd for the same open file, close-on-exec. */
+  dup(fd: number): number;
   /** A libuv poll in the event loop: callback(0) while `fd` is readable (level-triggered), callback(errno) when polling fails. */
   watchReadable(fd: number, callback: (errno: number) => void): object;
   /** The same as watchReadable() for room to write. */

@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,6 +164,21 @@ static napi_value inq(napi_env env, napi_callback_info info) { return queue_byte
  * the kernel counts the memory of the buffers the peer has not read, not bytes. */
 static napi_value outq(napi_env env, napi_callback_info info) { return queue_bytes(env, info, SIOCOUTQ); }
 
+/* dup(fd) -> a new fd for the same open socket, close-on-exec (fcntl F_DUPFD_CLOEXEC): a listening
+ * socket kept open while the Node server on the original closes, to listen on it again. */
+static napi_value do_dup(napi_env env, napi_callback_info info) {
+  napi_value argv[1], out;
+  size_t argc = 1;
+  int32_t fd;
+  int copy;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || !get_int32(env, argv[0], &fd) || fd < 0)
+    return throw_type(env, "fd must be an integer");
+  copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (copy < 0) return throw_errno(env, errno, "fcntl");
+  CHECK(napi_create_int32(env, copy, &out));
+  return out;
+}
+
 /* Called from sd_activate.c's init: adds this file's functions to the addon's exports. */
 napi_status handover_init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
@@ -171,6 +187,7 @@ napi_status handover_init(napi_env env, napi_value exports) {
       {"receiveFds", NULL, receive_fds, NULL, NULL, NULL, napi_enumerable, NULL},
       {"inq", NULL, inq, NULL, NULL, NULL, napi_enumerable, NULL},
       {"outq", NULL, outq, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"dup", NULL, do_dup, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   return napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
 }

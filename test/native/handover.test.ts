@@ -9,6 +9,7 @@ import { fstatSync } from 'node:fs';
 import * as net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { native } from '../../src/native/addon.js';
+import { openSocket } from '../../src/shared/open-socket.js';
 import { handleFd, openFds, useResources } from '../support/resources.js';
 
 const n = native();
@@ -218,6 +219,33 @@ describe('native: hand-over primitives', () => {
     const rest = once(accepted, 'data');
     startReading(accepted);
     await rest;
+  });
+
+  it('dup(): a listening socket outlives the Node server that closes it; connections wait in its backlog for the next one', async () => {
+    const fd = openSocket({ type: 'stream', address: { family: 'ipv4', address: '127.0.0.1', port: 0 } });
+    const first = net.createServer(() => expect.fail('the closed server accepted'));
+    first.listen({ fd });
+    await once(first, 'listening');
+    const port = (first.address() as net.AddressInfo).port;
+    const copy = n.dup(fd);
+    expect(copy).not.to.equal(fd);
+    expect(n.getCloexec(copy)).to.equal(true);
+    first.close();
+    await once(first, 'close');
+    // Nobody accepts now: the kernel completes the handshake and queues the connection.
+    const client = r.node(net.connect(port, '127.0.0.1'));
+    let ended = false;
+    client.on('end', () => (ended = true));
+    await once(client, 'connect');
+    client.write('waiting');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const second = r.node(net.createServer());
+    const accepted = once(second, 'connection');
+    second.listen({ fd: copy });
+    const [socket] = (await accepted) as [net.Socket];
+    r.node(socket);
+    const [data] = (await once(socket, 'data')) as [Buffer];
+    expect([data.toString(), ended]).to.deep.equal(['waiting', false]);
   });
 
   it('watchReadable() on a seqpacket socket: a message wakes it in the event loop', async () => {
