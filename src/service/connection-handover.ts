@@ -54,11 +54,17 @@ export interface SendOptions {
   ready?: (socket: Socket) => boolean;
   /** Connections per message, at most 253 (default). */
   batchSize?: number;
+  /**
+   * How long a batch may wait for `held` (default 10000 ms). Then its connections are kept, and a
+   * release keeping them all tells the other side to close its copies, should it answer late.
+   */
+  heldTimeoutMs?: number;
 }
 
 interface Batch {
   items: Array<OutgoingConnection & { wasFlowing: boolean }>;
   settled: boolean;
+  timer?: NodeJS.Timeout;
 }
 
 type Wire =
@@ -101,6 +107,7 @@ export function sendConnections(channel: HandoverChannel, connections: readonly 
       const batch = batches.get(m.seq);
       if (!batch || batch.settled) return;
       batch.settled = true;
+      clearTimeout(batch.timer);
       // One synchronous block, so that Node reads nothing more between the check and the destroy.
       const take: Array<{ i: number; data?: string }> = [];
       const kept: number[] = [];
@@ -130,9 +137,18 @@ export function sendConnections(channel: HandoverChannel, connections: readonly 
       for (const batch of batches.values()) {
         if (batch.settled) continue;
         batch.settled = true;
+        clearTimeout(batch.timer);
         keep(batch.items);
       }
       // The sending loop finds the channel closed and keeps what it has not sent.
+      finish();
+    };
+    const late = (seq: number): void => {
+      const batch = batches.get(seq);
+      if (!batch || batch.settled) return;
+      batch.settled = true;
+      keep(batch.items);
+      channel.send({ t: 'release', seq, take: [], keep: batch.items.map((_item, i) => i) } satisfies Wire).catch(() => undefined);
       finish();
     };
     channel.on('message', onMessage);
@@ -163,8 +179,12 @@ export function sendConnections(channel: HandoverChannel, connections: readonly 
               }
             });
             if (items.length === 0) break;
-            batches.set(seq, { items, settled: false });
-            if (channel.trySend({ t: 'batch', seq, states: items.map((item) => item.state) } satisfies Wire, fds)) break;
+            const batch: Batch = { items, settled: false };
+            batches.set(seq, batch);
+            if (channel.trySend({ t: 'batch', seq, states: items.map((item) => item.state) } satisfies Wire, fds)) {
+              batch.timer = setTimeout(() => late(seq), options.heldTimeoutMs ?? 10_000);
+              break;
+            }
             batches.delete(seq);
             await channel.writable();
           }

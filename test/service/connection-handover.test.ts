@@ -226,6 +226,17 @@ describe('connection hand-over between processes', function () {
         client.intact();
       });
 
+      it('the new process never answers: after the timeout the old one keeps the connection and serves on', async () => {
+        const { old, next, connect } = await start(kind, ['--held-timeout=300'], ['--mute']);
+        const client = await served(connect);
+        expect(await old.handover()).to.deep.equal({ passed: 0, kept: 1 });
+        expect(await next.next('ignored')).to.deep.equal({ ignored: 'batch' });
+        expect(await next.next('ignored'), 'a release keeping it all').to.deep.equal({ ignored: 'release' });
+        client.socket.write('two\n');
+        expect(await client.until((t) => t.endsWith('A:2:two\n'))).to.equal('A:1:one\nA:2:two\n');
+        client.intact();
+      });
+
       it('the new process dies after it holds the batch: the connection was its, and ends with it', async () => {
         const { old, next, connect } = await start(kind, [], ['--die-after-held']);
         const client = await served(connect);
