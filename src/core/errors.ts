@@ -15,7 +15,7 @@ export type SystemdErrorCode =
   | 'ERR_SD_LISTEN_FDS_INVALID'
   /** LISTEN_FDNAMES cannot be split, or does not have one name per fd. */
   | 'ERR_SD_LISTEN_FDNAMES_INVALID'
-  /** An inherited fd could not be used (closed, or fcntl/fstat failed on it). */
+  /** An inherited fd could not be used (closed, or fcntl/fstat failed on it), or a connection to hand over has no fd (destroyed, still connecting). */
   | 'ERR_SD_FD_INVALID'
   /** The process was not socket-activated and no fallback was given. */
   | 'ERR_SD_NOT_ACTIVATED'
@@ -58,7 +58,9 @@ export type SystemdErrorCode =
   /** `sd-activate/testing`: what a test waited for (a notify message, a line of output) did not come in time. */
   | 'ERR_SD_WAIT_TIMEOUT'
   /** An upgrade could not hand over (the new process could not be started or told it is the main process), or was cancelled. */
-  | 'ERR_SD_UPGRADE_FAILED';
+  | 'ERR_SD_UPGRADE_FAILED'
+  /** This Node.js keeps a connection's fd elsewhere than sd-activate reads it (its private net.Socket `_handle`): connections cannot be handed over. */
+  | 'ERR_SD_NODE_UNSUPPORTED';
 
 /**
  * The one error class of sd-activate for its own conditions. Failed syscalls are

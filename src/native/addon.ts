@@ -31,7 +31,43 @@ export interface NativeBinding {
     fds: readonly number[] | null,
     cred: { pid: number; uid: number; gid: number } | null,
   ): number;
+  /** socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC): messages arrive whole and in order, and a peer's end is seen. */
+  seqpacketPair(): [number, number];
+  /**
+   * One sendmsg(2) with MSG_NOSIGNAL | MSG_DONTWAIT: `payload` (not empty) and up to SCM_MAX_FD fds
+   * by SCM_RIGHTS (more: E2BIG). A full socket throws EAGAIN: wait with watchWritable(). The fds
+   * stay open here; the receiver gets its own references.
+   */
+  sendFds(fd: number, payload: Buffer, fds: readonly number[]): number;
+  /** One recvmsg(2) with MSG_DONTWAIT | MSG_CMSG_CLOEXEC: null when nothing is queued; empty `data` at the peer's end. */
+  receiveFds(fd: number): ReceivedFds | null;
+  /** ioctl(SIOCINQ): bytes received on a stream socket and not read yet. */
+  inq(fd: number): number;
+  /** ioctl(SIOCOUTQ): bytes written and not yet acknowledged by a TCP peer; for unix sockets, the memory of what the peer has not read. */
+  outq(fd: number): number;
+  /** fcntl(F_DUPFD_CLOEXEC): another fd for the same open file, close-on-exec. */
+  dup(fd: number): number;
+  /** A libuv poll in the event loop: callback(0) while `fd` is readable (level-triggered), callback(errno) when polling fails. */
+  watchReadable(fd: number, callback: (errno: number) => void): object;
+  /** The same as watchReadable() for room to write. */
+  watchWritable(fd: number, callback: (errno: number) => void): object;
+  /** Stops a watcher; the fd may be closed right after. Idempotent. */
+  unwatch(watcher: object): void;
+  /** Whether a watcher keeps the event loop alive. */
+  watchRef(watcher: object, on: boolean): void;
   constants: NativeConstants;
+}
+
+/** What receiveFds() reports of one message. */
+export interface ReceivedFds {
+  /** The payload; empty at the end of the peer (senders never send an empty one). */
+  data: Buffer;
+  /** The fds that came with it, close-on-exec: the receiver's to close. */
+  fds: number[];
+  /** The payload was longer than what was read (only when another reader raced this one). */
+  truncated: boolean;
+  /** The kernel had to cut the fds (this process ran out of them): those that arrived were closed, `fds` is empty. */
+  controlTruncated: boolean;
 }
 
 let binding: NativeBinding | undefined;

@@ -65,8 +65,28 @@ static inline int set_int(napi_env env, napi_value obj, const char *key, int64_t
   return napi_create_int64(env, v, &value) == napi_ok && napi_set_named_property(env, obj, key, value) == napi_ok;
 }
 
+/* One message read by recv_message() (recv_message.c): `fds` and `cred` point into the caller's control buffer. */
+struct ucred;
+typedef struct {
+  napi_value data;
+  /* The whole length of the message, which `data` may hold only the first bytes of. */
+  size_t size;
+  int *fds;
+  size_t n_fds;
+  struct ucred *cred;
+  int flags; /* msg_flags: MSG_TRUNC, MSG_CTRUNC */
+} received_message;
+
+/* 1 with a message in *out, 0 when nothing is queued, -1 with an exception pending. `control` must
+ * be aligned for struct cmsghdr. At most `max` bytes of the message are kept (SIZE_MAX: all). */
+int recv_message(napi_env env, int fd, size_t max, void *control, size_t control_len, received_message *out);
+/* { data, fds, truncated, controlTruncated }; NULL (fds closed) when it cannot be built. */
+napi_value received_object(napi_env env, const received_message *m);
+void close_fds(const int *fds, size_t n);
+
 /* Registration of the functions defined outside sd_activate.c. */
 napi_status sd_watch_init(napi_env env, napi_value exports);     /* watch.c */
 int notify_receiver_register(napi_env env, napi_value exports); /* notify_receiver.c */
+napi_status handover_init(napi_env env, napi_value exports);   /* handover.c */
 
 #endif

@@ -74,116 +74,32 @@ static napi_value receiver_open(napi_env env, napi_callback_info info) {
  * its whole length: a reader that drops what is too long never has to hold it. The received fds
  * are the caller's to close; they come close-on-exec (MSG_CMSG_CLOEXEC), like systemd's own. */
 static napi_value receiver_receive(napi_env env, napi_callback_info info) {
-  napi_value argv[2], result, data, fd_array;
+  napi_value argv[2], result;
   size_t argc = 2;
-  int fd;
+  int fd, status;
   int32_t max;
-  ssize_t want, got;
-  size_t room;
-  void *buf = NULL;
-  struct iovec iov;
-  struct msghdr mh;
   union {
     struct cmsghdr align;
     char bytes[CMSG_SPACE(sizeof(int) * SCM_MAX_FD) + CMSG_SPACE(sizeof(struct ucred))];
   } control;
-  struct cmsghdr *cmsg;
-  struct ucred *cred = NULL;
-  int *fds = NULL;
-  size_t n_fds = 0;
+  received_message m;
 
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 || !get_fd(env, argv[0], &fd) ||
       !get_int32(env, argv[1], &max) || max < 0)
     return throw_type(env, "notifyReceive(fd, maxBytes) takes an fd and a byte count");
-
-  /* The exact length of the next datagram, so the bytes land in a Buffer of
-   * their size with no copy: MSG_TRUNC makes a datagram recv() return the
-   * real length, MSG_PEEK leaves it queued. */
-  do {
-    want = recv(fd, NULL, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
-  } while (want < 0 && errno == EINTR);
-  if (want < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      CHECK(napi_get_null(env, &result));
-      return result;
-    }
-    return throw_errno(env, errno, "recv");
+  status = recv_message(env, fd, (size_t)max, control.bytes, sizeof(control.bytes), &m);
+  if (status < 0) return NULL;
+  if (status == 0) {
+    CHECK(napi_get_null(env, &result));
+    return result;
   }
-  room = (size_t)want < (size_t)max ? (size_t)want : (size_t)max;
-  CHECK(napi_create_buffer(env, room, &buf, &data));
-
-  memset(&mh, 0, sizeof(mh));
-  iov.iov_base = buf;
-  iov.iov_len = room;
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = control.bytes;
-  mh.msg_controllen = sizeof(control.bytes);
-  /* MSG_TRUNC: the whole length again, however much of it fits. */
-  do {
-    got = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
-  } while (got < 0 && errno == EINTR);
-  if (got < 0) {
-    /* Another reader of the same fd took it between the peek and here. */
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      CHECK(napi_get_null(env, &result));
-      return result;
-    }
-    return throw_errno(env, errno, "recvmsg");
-  }
-
-  for (cmsg = CMSG_FIRSTHDR(&mh); cmsg; cmsg = CMSG_NXTHDR(&mh, cmsg)) {
-    if (cmsg->cmsg_level != SOL_SOCKET) continue;
-    if (cmsg->cmsg_type == SCM_RIGHTS) {
-      fds = (int *)CMSG_DATA(cmsg);
-      n_fds = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    } else if (cmsg->cmsg_type == SCM_CREDENTIALS && cmsg->cmsg_len == CMSG_LEN(sizeof(struct ucred))) {
-      cred = (struct ucred *)CMSG_DATA(cmsg);
-    }
-  }
-
-  /* From here on the fds are ours: build the array before anything that
-   * can fail would lose them, and close them if building it fails. */
-  if (napi_create_array_with_length(env, n_fds, &fd_array) != napi_ok) goto fail;
-  for (size_t i = 0; i < n_fds; i++) {
-    napi_value v;
-    int one;
-    memcpy(&one, fds + i, sizeof(one));
-    if (napi_create_int32(env, one, &v) != napi_ok || napi_set_element(env, fd_array, (uint32_t)i, v) != napi_ok) goto fail;
-  }
-  if (napi_create_object(env, &result) != napi_ok) goto fail;
-  if ((size_t)got < room) {
-    napi_value shorter;
-    void *ignored;
-    /* A datagram never arrives shorter than peeked unless a second reader
-     * raced us; keep what came rather than zeros. */
-    if (napi_create_buffer_copy(env, (size_t)got, buf, &ignored, &shorter) != napi_ok) goto fail;
-    data = shorter;
-  }
-  if (napi_set_named_property(env, result, "data", data) != napi_ok) goto fail;
-  if (!set_int(env, result, "size", got)) goto fail;
-  if (napi_set_named_property(env, result, "fds", fd_array) != napi_ok) goto fail;
-  if (cred) {
-    if (!set_int(env, result, "pid", cred->pid) || !set_int(env, result, "uid", cred->uid) || !set_int(env, result, "gid", cred->gid))
-      goto fail;
-  }
-  {
-    napi_value t;
-    if (napi_get_boolean(env, (mh.msg_flags & MSG_TRUNC) != 0, &t) != napi_ok || napi_set_named_property(env, result, "truncated", t) != napi_ok)
-      goto fail;
-    if (napi_get_boolean(env, (mh.msg_flags & MSG_CTRUNC) != 0, &t) != napi_ok ||
-        napi_set_named_property(env, result, "controlTruncated", t) != napi_ok)
-      goto fail;
+  result = received_object(env, &m);
+  if (!result) return NULL;
+  if (!set_int(env, result, "size", (int64_t)m.size) || (m.cred && (!set_int(env, result, "pid", m.cred->pid) || !set_int(env, result, "uid", m.cred->uid) || !set_int(env, result, "gid", m.cred->gid)))) {
+    close_fds(m.fds, m.n_fds);
+    return NULL;
   }
   return result;
-
-fail:
-  for (size_t i = 0; i < n_fds; i++) {
-    int one;
-    memcpy(&one, fds + i, sizeof(one));
-    close(one);
-  }
-  return NULL;
 }
 
 /*
@@ -284,8 +200,9 @@ static watcher *get_watcher(napi_env env, napi_value value) {
 /* watchReadable(fd, callback(errno)) -> watcher. callback(0) each time the
  * fd is readable (level-triggered: until it has been drained), callback(errno)
  * when polling failed. The watcher keeps the loop alive until unref'd. If the
- * environment ends while it still watches, the fd is closed with it. */
-static napi_value watch_readable(napi_env env, napi_callback_info info) {
+ * environment ends while it still watches, the fd is closed with it.
+ * watchWritable(fd, callback(errno)) the same for room to write. */
+static napi_value watch_fd(napi_env env, napi_callback_info info, int events) {
   napi_value argv[2], name, external;
   size_t argc = 2;
   int fd;
@@ -319,7 +236,7 @@ static napi_value watch_readable(napi_env env, napi_callback_info info) {
     watcher_close(w);
     return NULL;
   }
-  err = uv_poll_start(&w->poll, UV_READABLE, watcher_ready);
+  err = uv_poll_start(&w->poll, events, watcher_ready);
   if (err < 0) {
     watcher_close(w);
     return throw_errno(env, -err, "uv_poll_start");
@@ -331,6 +248,9 @@ static napi_value watch_readable(napi_env env, napi_callback_info info) {
   w->external_gone = 0;
   return external;
 }
+
+static napi_value watch_readable(napi_env env, napi_callback_info info) { return watch_fd(env, info, UV_READABLE); }
+static napi_value watch_writable(napi_env env, napi_callback_info info) { return watch_fd(env, info, UV_WRITABLE); }
 
 /* unwatch(watcher): stops polling; the fd may be closed right after. Idempotent. */
 static napi_value unwatch(napi_env env, napi_callback_info info) {
@@ -366,6 +286,7 @@ int notify_receiver_register(napi_env env, napi_value exports) {
       {"notifyReceiverOpen", NULL, receiver_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"notifyReceive", NULL, receiver_receive, NULL, NULL, NULL, napi_enumerable, NULL},
       {"watchReadable", NULL, watch_readable, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"watchWritable", NULL, watch_writable, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unwatch", NULL, unwatch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"watchRef", NULL, watch_ref, NULL, NULL, NULL, napi_enumerable, NULL},
   };

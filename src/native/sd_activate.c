@@ -522,6 +522,7 @@ static napi_value init(napi_env env, napi_value exports) {
   };
   CHECK(napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));
   CHECK(sd_watch_init(env, exports));
+  CHECK(handover_init(env, exports));
   if (!notify_receiver_register(env, exports)) return NULL;
 
   CHECK(napi_create_object(env, &constants));

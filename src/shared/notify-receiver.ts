@@ -8,9 +8,6 @@ import { show } from '../core/quote.js';
 interface ReceiverBinding {
   notifyReceiverOpen(sockaddr: Buffer): number;
   notifyReceive(fd: number, maxBytes: number): RawNotifyMessage | null;
-  watchReadable(fd: number, callback: (errno: number) => void): object;
-  unwatch(watcher: object): void;
-  watchRef(watcher: object, on: boolean): void;
 }
 
 interface RawNotifyMessage {
