@@ -5,17 +5,7 @@
  */
 import { readSync, writeSync } from 'node:fs';
 import { systemError, isNativeErrno } from '../core/errors.js';
-import { native, type NativeBinding } from '../native/addon.js';
-
-/** What src/native/watch.c adds to the binding. */
-interface WatchBinding {
-  pollReadable(fds: readonly number[], timeoutMs: number, hangupOnly?: readonly number[]): Promise<number[]>;
-  accept(fd: number): number;
-}
-
-function binding(): NativeBinding & WatchBinding {
-  return native() as NativeBinding & WatchBinding;
-}
+import { native } from '../native/addon.js';
 
 /**
  * Waits for readability on sets of fds, one wait at a time, cancellable: {@link cancel} wakes a
@@ -28,7 +18,7 @@ export class ReadinessWaiter {
   private closed = false;
 
   constructor() {
-    [this.wakeRead, this.wakeWrite] = binding().pipe();
+    [this.wakeRead, this.wakeWrite] = native().pipe();
   }
 
   /**
@@ -41,7 +31,7 @@ export class ReadinessWaiter {
   async wait(fds: readonly number[], options: { hangupOnly?: boolean } = {}): Promise<number[]> {
     if (this.closed) return [];
     if (this.pending) throw new Error('ReadinessWaiter.wait() is already waiting');
-    const b = binding();
+    const b = native();
     this.pending = b.pollReadable([this.wakeRead, ...fds], -1, options.hangupOnly ? fds : undefined);
     try {
       const ready = await this.pending;
@@ -84,7 +74,7 @@ export class ReadinessWaiter {
     this.cancel();
     this.closed = true;
     if (this.pending) await this.pending.catch(() => undefined);
-    const b = binding();
+    const b = native();
     b.close(this.wakeRead);
     b.close(this.wakeWrite);
   }
@@ -97,5 +87,5 @@ export class ReadinessWaiter {
  * @throws a Node-style error (EAGAIN, EMFILE, ...)
  */
 export function acceptConnection(fd: number): number {
-  return binding().accept(fd);
+  return native().accept(fd);
 }

@@ -55,7 +55,34 @@ export interface NativeBinding {
   unwatch(watcher: object): void;
   /** Whether a watcher keeps the event loop alive. */
   watchRef(watcher: object, on: boolean): void;
+  /** socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC), SO_PASSCRED, bind(2) to `sockaddr`: a notify socket's receiving end (notify_receiver.c). */
+  notifyReceiverOpen(sockaddr: Buffer): number;
+  /** One datagram with its fds and the sender's credentials, at most `maxBytes` of it kept; null when nothing is queued (notify_receiver.c). */
+  notifyReceive(fd: number, maxBytes: number): NotifyDatagram | null;
+  /**
+   * poll(2) on a libuv worker thread, off the event loop (watch.c): resolves with the fds that are
+   * readable (or, those of `hangupOnly`, hung up), after at most `timeoutMs` (-1: no limit).
+   */
+  pollReadable(fds: readonly number[], timeoutMs: number, hangupOnly?: readonly number[]): Promise<number[]>;
+  /** accept4(2) with SOCK_CLOEXEC on a listening socket (watch.c): blocks unless it is readable. */
+  accept(fd: number): number;
   constants: NativeConstants;
+}
+
+/** What notifyReceive() reports of one datagram. */
+export interface NotifyDatagram {
+  /** At most maxBytes of the datagram. */
+  data: Buffer;
+  /** The datagram's whole length. */
+  size: number;
+  /** The fds that came with it, close-on-exec: the receiver's to close. */
+  fds: number[];
+  /** SCM_CREDENTIALS: absent when the kernel sent none. */
+  pid?: number;
+  uid?: number;
+  gid?: number;
+  truncated: boolean;
+  controlTruncated: boolean;
 }
 
 /** What receiveFds() reports of one message. */

@@ -1,31 +1,8 @@
 import { errno as errnoValues, events, fs } from '../core/builtins.js';
 import { SystemdError, systemError } from '../core/errors.js';
-import { native, type NativeBinding } from '../native/addon.js';
+import { native, type NotifyDatagram } from '../native/addon.js';
 import { encodeSockaddr } from '../core/sockaddr.js';
 import { show } from '../core/quote.js';
-
-/** What the addon's notify_receiver.c adds to the binding. */
-interface ReceiverBinding {
-  notifyReceiverOpen(sockaddr: Buffer): number;
-  notifyReceive(fd: number, maxBytes: number): RawNotifyMessage | null;
-}
-
-interface RawNotifyMessage {
-  /** At most maxBytes of the datagram. */
-  data: Buffer;
-  /** The datagram's whole length. */
-  size: number;
-  fds: number[];
-  pid?: number;
-  uid?: number;
-  gid?: number;
-  truncated: boolean;
-  controlTruncated: boolean;
-}
-
-function binding(): NativeBinding & ReceiverBinding {
-  return native() as NativeBinding & ReceiverBinding;
-}
 
 const { ETIMEDOUT } = errnoValues;
 
@@ -63,7 +40,7 @@ export class NotifyMessage {
   private parsed: Map<string, string> | undefined;
 
   /** @internal */
-  constructor(raw: RawNotifyMessage) {
+  constructor(raw: NotifyDatagram) {
     this.data = raw.data;
     this.fds = raw.fds;
     this.pid = raw.pid ?? 0;
@@ -197,7 +174,7 @@ export class NotifyReceiver extends events.EventEmitter<NotifyReceiverEvents> {
     }
     this.maxMessageBytes = max;
     const sockaddr = address.startsWith('@') ? encodeSockaddr({ family: 'unix', abstract: address.slice(1) }) : encodeSockaddr({ family: 'unix', path: address });
-    const b = binding();
+    const b = native();
     this.address = address;
     this.fd = b.notifyReceiverOpen(sockaddr);
     try {
@@ -215,9 +192,9 @@ export class NotifyReceiver extends events.EventEmitter<NotifyReceiverEvents> {
       this.fail(systemError(errno, 'epoll_wait', { fd: this.fd }));
       return;
     }
-    const b = binding();
+    const b = native();
     for (let i = 0; i < BATCH && !this.closed; i++) {
-      let raw: RawNotifyMessage | null;
+      let raw: NotifyDatagram | null;
       try {
         // No datagram is longer than this (the kernel caps a send buffer far below it).
         raw = b.notifyReceive(this.fd, Math.min(this.maxMessageBytes, 0x7fffffff));
@@ -240,8 +217,8 @@ export class NotifyReceiver extends events.EventEmitter<NotifyReceiverEvents> {
   }
 
   /** What systemd does with a datagram over its limit: ignores it whole and closes its fds. */
-  private drop(raw: RawNotifyMessage): void {
-    const b = binding();
+  private drop(raw: NotifyDatagram): void {
+    const b = native();
     for (const fd of raw.fds) b.close(fd);
     if (this.droppedMessages++ > 0) return;
     this.emit('dropped', {
@@ -309,13 +286,13 @@ export class NotifyReceiver extends events.EventEmitter<NotifyReceiverEvents> {
 
   /** Lets the process exit while the receiver is open. */
   unref(): this {
-    if (this.watcher && !this.closed) binding().watchRef(this.watcher, false);
+    if (this.watcher && !this.closed) native().watchRef(this.watcher, false);
     return this;
   }
 
   /** Keeps the process alive while the receiver is open (the default). */
   ref(): this {
-    if (this.watcher && !this.closed) binding().watchRef(this.watcher, true);
+    if (this.watcher && !this.closed) native().watchRef(this.watcher, true);
     return this;
   }
 
@@ -326,7 +303,7 @@ export class NotifyReceiver extends events.EventEmitter<NotifyReceiverEvents> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    const b = binding();
+    const b = native();
     // The watcher first: the fd must not be closed while epoll still holds it.
     if (this.watcher) b.unwatch(this.watcher);
     this.watcher = undefined;

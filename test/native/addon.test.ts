@@ -505,3 +505,19 @@ describe('native: packageRoot(), where the addon is looked for', () => {
     expect(packageRoot(import.meta.url)).to.equal(fileURLToPath(new URL('../../..', import.meta.url)).replace(/\/$/, ''));
   });
 });
+
+describe('native: the typed binding', () => {
+  it('NativeBinding in src/native/addon.ts names every function the addon exports, and nothing else', async () => {
+    const { default: ts } = await import('typescript');
+    const file = fileURLToPath(new URL('../../../src/native/addon.ts', import.meta.url));
+    const source = ts.createSourceFile(file, fs.readFileSync(file, 'utf8'), ts.ScriptTarget.ES2022, true);
+    const typed: string[] = [];
+    source.forEachChild((node) => {
+      if (ts.isInterfaceDeclaration(node) && node.name.text === 'NativeBinding') {
+        for (const member of node.members) if (ts.isMethodSignature(member) && ts.isIdentifier(member.name)) typed.push(member.name.text);
+      }
+    });
+    const exported = Object.keys(n).filter((key) => typeof (n as unknown as Record<string, unknown>)[key] === 'function');
+    expect(typed.sort()).to.deep.equal(exported.sort());
+  });
+});
