@@ -61,7 +61,7 @@ const lazy = await build({ ...common, outdir: 'dist/pkg', entryPoints: Object.fr
 // process. These may be copied: constants and Node's built-in modules; errors.js (every copy of
 // SystemdError passes instanceof); native.js (its copies share one loaded addon per install);
 // sockaddr.js (pure encoding and decoding); drain.js and stop.js (the one stop path of lifecycle() and
-// upgrader(): classes and functions, no module state); runtime.js (stateless checks); quote.js (how
+// upgrader(): classes and functions, no module state); idle.js (the same); runtime.js (stateless checks); quote.js (how
 // messages show inputs: stateless); notify-receiver.js (only the worker pool uses it: kept out of the
 // index, which every service compiles at start-up).
 const shareable = new Set([
@@ -72,6 +72,7 @@ const shareable = new Set([
   'dist/src/core/sockaddr.js',
   'dist/src/service/drain.js',
   'dist/src/service/stop.js',
+  'dist/src/service/idle.js',
   'dist/src/shared/notify-receiver.js',
   'dist/src/core/runtime.js',
   'dist/src/core/quote.js',

@@ -59,6 +59,8 @@ export type SystemdErrorCode =
   | 'ERR_SD_WAIT_TIMEOUT'
   /** An upgrade could not hand over (the new process could not be started or told it is the main process), or was cancelled. */
   | 'ERR_SD_UPGRADE_FAILED'
+  /** `idleTimeoutMs` asked of a service whose sockets would not outlive it: they are not all inherited from the service manager. */
+  | 'ERR_SD_IDLE_EXIT_UNSAFE'
   /** This Node.js keeps a connection's fd elsewhere than sd-activate reads it (its private net.Socket `_handle`): connections cannot be handed over. */
   | 'ERR_SD_NODE_UNSUPPORTED';
 

@@ -78,6 +78,7 @@ export class Drain {
   readonly #tracked: Tracked[];
   readonly #options: DrainOptions;
   #draining = false;
+  #activity: (() => void) | undefined;
 
   constructor(servers: readonly Closable[], options: DrainOptions) {
     this.#options = options;
@@ -87,7 +88,11 @@ export class Drain {
         const net = server as unknown as NetServer;
         net.on('connection', (socket: Socket) => {
           tracked.sockets.add(socket);
-          socket.once('close', () => tracked.sockets.delete(socket));
+          this.#activity?.();
+          socket.once('close', () => {
+            tracked.sockets.delete(socket);
+            this.#activity?.();
+          });
         });
       }
       if (tracked.kind === 'http') {
@@ -98,18 +103,35 @@ export class Drain {
           res.once('close', () => tracked.responses.delete(res));
         });
       }
+      if (tracked.kind === 'dgram') (server as unknown as DgramSocket).on('message', () => this.#activity?.());
       return tracked;
     });
+  }
+
+  /** Whether every server's activity can be seen: net and http servers, dgram sockets. */
+  get observable(): boolean {
+    return this.#tracked.every((t) => t.kind !== 'other');
+  }
+
+  /** Whether a connection is open on any server (a request in flight has one). */
+  get busy(): boolean {
+    return this.#tracked.some((t) => t.sockets.size > 0);
+  }
+
+  /** Calls `listener` on every connection opened or closed and every datagram read. */
+  onActivity(listener: () => void): void {
+    this.#activity = listener;
   }
 
   /**
    * Stops accepting (and reading datagrams) on every server, lets what is in flight finish, and
    * cuts what is still open after `deadlineMs`. Resolves once every server is closed.
+   * `idleConnections` overrides the option given at construction, for this close.
    */
-  async close(deadlineMs: number): Promise<void> {
+  async close(deadlineMs: number, idleConnections: DrainOptions['idleConnections'] = this.#options.idleConnections): Promise<void> {
     this.#draining = true;
     const { Server } = process.getBuiltinModule('node:net');
-    const closed = this.#tracked.map((t) => this.#closeOne(t, Server));
+    const closed = this.#tracked.map((t) => this.#closeOne(t, Server, idleConnections));
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'deadline'>((resolve) => {
       timer = setTimeout(() => resolve('deadline'), deadlineMs);
@@ -126,7 +148,7 @@ export class Drain {
     }
   }
 
-  #closeOne(t: Tracked, NetServerClass: typeof NetServer): Promise<void> {
+  #closeOne(t: Tracked, NetServerClass: typeof NetServer, idleConnections: DrainOptions['idleConnections']): Promise<void> {
     return new Promise((resolve) => {
       let done = false;
       const finish = (): void => {
@@ -142,7 +164,7 @@ export class Drain {
           // adapters) closes its own way.
           if (t.server instanceof NetServerClass) NetServerClass.prototype.close.call(t.server, () => finish());
           else t.server.close(() => finish());
-          if (this.#options.idleConnections === 'close') (t.server as HttpLike).closeIdleConnections?.();
+          if (idleConnections === 'close') (t.server as HttpLike).closeIdleConnections?.();
         } else if (t.kind === 'dgram') {
           // Every datagram read so far has been emitted: closing leaves the rest in the socket's
           // queue, for the process that shares it.

@@ -6,14 +6,14 @@
  * millisecond: `npm run bench:startup`). scripts/bundle.mjs checks that those files import
  * nothing of the index that holds state; what they may copy is listed there.
  */
-import { heldFds } from './activation.js';
+import { heldFds, listenFds } from './activation.js';
 import { SystemdError } from '../core/errors.js';
 import { becameMain, upgradeChannel, workerLifeline } from './handover.js';
 import { native } from '../native/addon.js';
 import { notify } from './notify.js';
 
 /** The one copy of the library's state and classes, for upgrade-impl.ts and worker-pool-impl.ts. @internal */
-export const internals = { heldFds, SystemdError, becameMain, upgradeChannel, workerLifeline, native, notify } as const;
+export const internals = { heldFds, listenFds, SystemdError, becameMain, upgradeChannel, workerLifeline, native, notify } as const;
 
 /** @internal */
 export type Internals = typeof internals;

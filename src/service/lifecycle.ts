@@ -1,4 +1,7 @@
+import { SystemdError } from '../core/errors.js';
+import { heldFds, listenFds } from './activation.js';
 import { Drain, waitListening, type Closable } from './drain.js';
+import { idleExitUnsafe, watchIdle } from './idle.js';
 import { notify } from './notify.js';
 import { runStop, type StopOptions } from './stop.js';
 
@@ -58,6 +61,12 @@ export async function lifecycle(options: LifecycleOptions = {}): Promise<Lifecyc
   // Idle keep-alive connections are closed at once on a stop: waiting for them would hold a
   // restart for keepAliveTimeout while new connections queue for the next process.
   const drain = new Drain(servers, { idleConnections: 'close' });
+  const idleTimeoutMs = options.idleTimeoutMs;
+  if (idleTimeoutMs !== undefined) {
+    if (!(typeof idleTimeoutMs === 'number' && idleTimeoutMs > 0 && idleTimeoutMs <= 0x7fffffff)) throw new TypeError('options.idleTimeoutMs must be a number of milliseconds above 0');
+    const unsafe = idleExitUnsafe({ held: heldFds(), inherited: listenFds() }, drain);
+    if (unsafe) throw new SystemdError('ERR_SD_IDLE_EXIT_UNSAFE', `cannot exit when idle: ${unsafe}`);
+  }
   await Promise.all(servers.map(waitListening));
   notify(status === undefined ? { READY: 1 } : { READY: 1, STATUS: status });
 
@@ -65,10 +74,15 @@ export async function lifecycle(options: LifecycleOptions = {}): Promise<Lifecyc
   let reloading: Promise<void> = Promise.resolve();
 
   const warn = (error: Error): void => void process.emitWarning(error);
-  const stop = (): Promise<void> => {
+  /**
+   * `idle`: a stop of its own when idle. There were no connections then: any open now came after,
+   * and has its request on the way; it is answered (with `Connection: close`), not cut.
+   */
+  const stop = (idle = false): Promise<void> => {
     stopping ??= runStop({
       notifyStopping: () => notify({ STOPPING: 1, STATUS: 'Stopping' }),
       drain,
+      idleConnections: idle ? 'drain' : 'close',
       stopTimeoutMs,
       onStop: options.onStop,
       watchdog: options.watchdog,
@@ -95,15 +109,27 @@ export async function lifecycle(options: LifecycleOptions = {}): Promise<Lifecyc
     return reloading;
   };
 
+  const stopWatchingIdle =
+    idleTimeoutMs === undefined
+      ? undefined
+      : watchIdle(drain, idleTimeoutMs, () => {
+          try {
+            notify.status(`Idle for ${idleTimeoutMs} ms: stopping until the next connection`);
+          } catch (error) {
+            warn(error as Error);
+          }
+          void stop(true);
+        });
   const onStop = (): void => void stop();
   const onReload = (): void => void reload();
   for (const signal of stopSignals) process.on(signal, onStop);
   if (reloadSignal) process.on(reloadSignal, onReload);
   const dispose = (): void => {
+    stopWatchingIdle?.();
     for (const signal of stopSignals) process.off(signal, onStop);
     if (reloadSignal) process.off(reloadSignal, onReload);
   };
-  return { stop, reload, dispose };
+  return { stop: () => stop(), reload, dispose };
 }
 
 /**

@@ -26,6 +26,14 @@ export interface StopOptions {
   watchdog?: { stop(): void };
   /** Exit the process once stopped (default true; exit status 0, or 1 when onStop threw). */
   exit?: boolean;
+  /**
+   * Stop by itself after this long with no connection open and no datagram read, as on SIGTERM
+   * (exit status 0): the .socket unit (or `sd-activate run --lazy`) holds the sockets, and starts the
+   * service again on the next connection, which waits in the backlog meanwhile. Only for a service
+   * whose sockets were all passed by the service manager, and whose servers are net or http
+   * servers or dgram sockets: otherwise SystemdError `ERR_SD_IDLE_EXIT_UNSAFE`. Default: never.
+   */
+  idleTimeoutMs?: number;
 }
 
 /** The steps of a stop, in the order {@link runStop} takes them. @internal */
@@ -39,6 +47,8 @@ export interface StopSteps {
   /** What must end before the servers close (an upgrade's new process, rolled back). */
   before?: () => Promise<void>;
   drain: Drain;
+  /** How the drain treats idle keep-alive connections this time (default: as it was made). */
+  idleConnections?: 'close' | 'drain';
   /** How long in-flight work may take before what is left is cut. */
   stopTimeoutMs: number;
   /** What must end after the servers closed and before the exit (an old process's last word to the new one). */
@@ -75,7 +85,7 @@ export async function runStop(steps: StopSteps): Promise<void> {
   } catch (error) {
     warn(error);
   }
-  await steps.drain.close(steps.stopTimeoutMs);
+  await steps.drain.close(steps.stopTimeoutMs, steps.idleConnections);
   try {
     await steps.after?.();
   } catch (error) {

@@ -5,6 +5,7 @@
  */
 import type { Internals } from './internals.js';
 import { Drain, waitListening, type Closable } from './drain.js';
+import { idleExitUnsafe, watchIdle } from './idle.js';
 import { takeOver } from './upgrade-successor.js';
 import { UpgraderProcess } from './upgrader-process.js';
 import type { UpgraderOptions } from './upgrade-types.js';
@@ -12,7 +13,7 @@ import type { UpgraderOptions } from './upgrade-types.js';
 function checkOptions(options: UpgraderOptions): void {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
   if (typeof options.servers !== 'function') checkServers(options.servers ?? []);
-  for (const key of ['readyTimeoutMs', 'stopTimeoutMs'] as const) {
+  for (const key of ['readyTimeoutMs', 'stopTimeoutMs', 'idleTimeoutMs'] as const) {
     const v = options[key];
     if (v !== undefined && !(typeof v === 'number' && v > 0 && v <= 0x7fffffff)) throw new TypeError(`options.${key} must be a number of milliseconds above 0`);
   }
@@ -43,6 +44,10 @@ export async function startUpgrader(options: UpgraderOptions, core: Internals): 
   checkServers(servers);
   // Idle keep-alive connections get until the deadline: the new process already serves.
   const drain = new Drain(servers, { idleConnections: 'drain' });
+  if (options.idleTimeoutMs !== undefined) {
+    const unsafe = idleExitUnsafe({ held: core.heldFds(), inherited: core.listenFds() }, drain);
+    if (unsafe) throw new core.SystemdError('ERR_SD_IDLE_EXIT_UNSAFE', `cannot exit when idle: ${unsafe}`);
+  }
   // The old process of an upgrade is not this one's parent: the service manager adopted this one.
   const up = new UpgraderProcess(core, options, drain, channel === null ? undefined : (channel.from ?? process.ppid));
   await Promise.all(servers.map(waitListening));
@@ -60,6 +65,10 @@ export async function startUpgrader(options: UpgraderOptions, core: Internals): 
     core.notify(options.status === undefined ? { READY: 1 } : { READY: 1, STATUS: options.status });
   } else {
     await takeOver(up, core, channel.fd, options.status);
+  }
+  if (options.idleTimeoutMs !== undefined) {
+    const stopWatching = watchIdle(drain, options.idleTimeoutMs, () => void (up.isMain ? up.stop() : undefined));
+    up.once('upgraded', stopWatching);
   }
   // The next version's process is started while nothing is going on, rather than in the upgrade
   // signal's handler, where every millisecond is one that requests wait; not right now either, in
