@@ -10,7 +10,7 @@
 # Packages already installed are left alone; nothing is fetched when all are there.
 set -euo pipefail
 need=()
-for pkg in libsystemd-dev systemd socat gcc-aarch64-linux-gnu musl-tools file binutils qemu-user libstdc++6-arm64-cross; do
+for pkg in libsystemd-dev systemd socat gcc-aarch64-linux-gnu musl-tools file binutils qemu-user libstdc++6-arm64-cross dbus redis-server python3-gunicorn python3-systemd lighttpd openssh-server unbound knot-resolver php-fpm; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if ((${#need[@]})); then
