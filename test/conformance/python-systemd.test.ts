@@ -97,11 +97,16 @@ describe('conformance: a python3-systemd service under systemd and under sd-acti
       [`${base}@.service`]: ['[Service]', execStart([PYTHON, SCRIPT, 'accept'])].join('\n'),
     });
     await bench.manager.systemctlOk('start', socket);
-    const tool = bench.tool(['run', '-l', `tcp:127.0.0.1:${toolPort}`, '--accept', '--max-connections', '1', '--', PYTHON, SCRIPT, 'accept']);
+    // -v: the tool says when a connection's instance has ended, as NConnections= of the socket unit does.
+    const tool = bench.tool(['run', '-v', '-l', `tcp:127.0.0.1:${toolPort}`, '--accept', '--max-connections', '1', '--', PYTHON, SCRIPT, 'accept']);
     await tool.waitFor(/waiting for connections/);
 
-    /** One connection held by its instance, a second one beyond the limit, then the first one closed and a third. */
-    async function limit(port: number): Promise<{ extra: unknown; afterwards: string[] }> {
+    /**
+     * One connection held by its instance, a second one beyond the limit, then the first one closed
+     * and, once its manager has counted its instance out (`ended`), a third. Both managers drop a
+     * connection that comes before that: the count falls when the instance's process has exited.
+     */
+    async function limit(port: number, ended: () => Promise<unknown>): Promise<{ extra: unknown; afterwards: string[] }> {
       const held = await served(port);
       const extra = new HeldConnection(port);
       try {
@@ -110,6 +115,7 @@ describe('conformance: a python3-systemd service under systemd and under sd-acti
         const result = { closed, data: extra.data };
         extra.close();
         held.close();
+        await ended();
         const third = await served(port);
         third.close();
         return { extra: result, afterwards: firstLine(third).names };
@@ -118,9 +124,10 @@ describe('conformance: a python3-systemd service under systemd and under sd-acti
         extra.close();
       }
     }
-    const underSystemd = await limit(systemdPort);
+    const underSystemd = await limit(systemdPort, () => bench.waitProps(socket, ['NConnections'], (p) => p.NConnections === '0', 'the held instance to end'));
     expect(underSystemd).to.deep.equal({ extra: { closed: true, data: '' }, afterwards: ['connection'] });
     expect(bench.manager.log()).to.match(/Too many incoming connections \(1\), dropping connection/);
-    expect(await limit(toolPort)).to.deep.equal(underSystemd);
+    expect(await limit(toolPort, () => tool.waitFor(/\(pid \d+\) exited with status 0/))).to.deep.equal(underSystemd);
+    expect(tool.stderr).to.match(/warning: Too many incoming connections \(1\), dropping connection/);
   });
 });
