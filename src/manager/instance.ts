@@ -8,6 +8,7 @@ import type { ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { signalGroup } from '../shared/exec.js';
 import type { KillReason } from './policy.js';
+import { startTimeOf } from './processes.js';
 import type { ServiceExit, SupervisorEvents } from './supervisor-options.js';
 
 /** What an instance tells its supervisor. */
@@ -22,8 +23,10 @@ export class ServiceInstance {
   readonly child: ChildProcess;
   /** The process started (0 when it could not be). */
   readonly pid: number;
-  /** The pid whose exit ends the service: the process started, or what MAINPID= named. */
+  /** The pid whose exit ends the service: the process started, or what MAINPID= named ({@link moveMain}). */
   mainPid: number;
+  /** When the main process MAINPID= named started: a process that reuses its pid later is not it. */
+  #mainStart: string | undefined;
   readonly startedAt = performance.now();
   /** Started for one connection (Accept=yes). */
   readonly connection: boolean;
@@ -61,6 +64,12 @@ export class ServiceInstance {
     let settle!: (exit: ServiceExit) => void;
     this.exited = new Promise((resolve) => (settle = resolve));
     this.#settle = settle;
+  }
+
+  /** MAINPID=: `pid` (a running process of the service, checked by the caller) is the main process now. */
+  moveMain(pid: number): void {
+    this.mainPid = pid;
+    this.#mainStart = startTimeOf(pid);
   }
 
   /** Ends its life: the timers stop; `exit` is what `exited` resolves with. */
@@ -136,11 +145,14 @@ export class ServiceInstance {
     }, ms);
   }
 
-  /** `signal` to the process started (its process group while it runs) and to a main process MAINPID= named. */
+  /**
+   * `signal` to the process started (its process group while it runs) and to a main process
+   * MAINPID= named, if that process still runs (and not another that took its pid since).
+   */
   signal(signal: NodeJS.Signals): void {
     // The group of a process that has ended is left to the supervisor's leftovers, which wait for it.
     if (this.child.exitCode === null && this.child.signalCode === null) signalGroup(this.child, signal);
-    if (this.mainPid !== this.pid) {
+    if (this.mainPid !== this.pid && this.#mainStart !== undefined && startTimeOf(this.mainPid) === this.#mainStart) {
       try {
         process.kill(this.mainPid, signal);
       } catch {

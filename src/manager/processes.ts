@@ -1,6 +1,7 @@
 /*
  * The process table as a manager without cgroups sees it: this process's children, whether a pid
- * or a process group still runs, and signals to the groups a service left behind.
+ * or a process group still runs, which processes belong to a service, and signals to the groups a
+ * service left behind.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
@@ -51,6 +52,28 @@ export function signalGroups(pgids: Iterable<number>, signal: NodeJS.Signals): v
   }
 }
 
+/** What /proc/PID/stat says of a process that concerns a manager. */
+interface ProcStat {
+  /** R, S, T, Z, ... */
+  state: string;
+  ppid: number;
+  pgid: number;
+  /** Clock ticks after boot: with the pid, what tells this process from a later one with its pid. */
+  startTime: string;
+}
+
+function procStat(pid: number): ProcStat | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The fields follow the command name in parentheses, which may itself hold spaces or ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { state: fields[0] ?? '', ppid: Number(fields[1]), pgid: Number(fields[2]), startTime: fields[19] ?? '' };
+}
+
 /** Whether `pid` runs. A zombie does not: nobody may reap a process that is not our child soon. */
 export function isAlive(pid: number): boolean {
   try {
@@ -58,13 +81,39 @@ export function isAlive(pid: number): boolean {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  try {
-    // The state follows the command name in parentheses, which may itself hold spaces or ')'.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
+  const stat = procStat(pid);
+  return stat !== undefined && stat.state !== 'Z';
+}
+
+/**
+ * When `pid` started (undefined when there is no such process): compared later, it tells whether a pid was reused.
+ *
+ * @see https://man7.org/linux/man-pages/man5/proc_pid_stat.5.html
+ */
+export function startTimeOf(pid: number): string | undefined {
+  return procStat(pid)?.startTime;
+}
+
+/**
+ * Whether `pid` belongs to a service, as far as a manager without cgroups can tell: it is one of
+ * `roots` or descends from one (the processes started for the service and its main processes;
+ * this process too when it is a child subreaper, which adopts what the service leaves behind), or
+ * it is in one of the process `groups` the service's processes lead. systemd asks the unit's
+ * cgroup instead.
+ *
+ * @see https://man7.org/linux/man-pages/man5/proc_pid_stat.5.html
+ */
+export function belongsTo(pid: number, service: { roots: ReadonlySet<number>; groups: ReadonlySet<number> }): boolean {
+  let current = pid;
+  // A chain longer than this is no process tree a service makes.
+  for (let depth = 0; depth < 4096 && current > 1; depth++) {
+    if (service.roots.has(current)) return true;
+    const stat = procStat(current);
+    if (!stat) return false;
+    if (service.groups.has(stat.pgid)) return true;
+    current = stat.ppid;
   }
+  return false;
 }
 
 /**

@@ -3,7 +3,7 @@
  *
  * The sockets are opened here once, outside the event loop, and stay open across restarts, so a
  * client that connects while the service is down waits in the backlog instead of being refused.
- * The service's notify messages come in on a NOTIFY_SOCKET of our own (notify-dispatch.ts). One
+ * The service's notify messages come in on a NOTIFY_SOCKET of our own (notify-socket.ts). One
  * running process and its timers is a ServiceInstance (instance.ts); Result= and Restart= are
  * policy.ts; the fd store fd-store.ts; adopted main processes subreaper.ts.
  */
@@ -12,13 +12,13 @@ import type { FSWatcher } from 'node:fs';
 import { basename } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { SystemdError } from '../core/errors.js';
-import type { NotifyReceiver } from '../shared/notify-receiver.js';
 import { acceptLoop, type AcceptHost } from './accept.js';
 import { FdStore } from './fd-store.js';
 import { ServiceInstance } from './instance.js';
+import { Membership } from './membership.js';
 import { parseListenSpec, type ListenSpec } from './listen-spec.js';
 import { closeListener, openListeners, type OpenedListener } from './listeners.js';
-import { openNotifySocket } from './notify-dispatch.js';
+import { openNotifySocket, type NotifySocket } from './notify-socket.js';
 import { DEFAULT_RESTART_MS, DEFAULT_TIMEOUT_MS, exitCodeOf, exitOf, rateLimitBelow, START_LIMIT, TRIGGER_LIMIT } from './policy.js';
 import { endGroups, groupAlive, signalGroups } from './processes.js';
 import { ReadinessWaiter } from './readiness.js';
@@ -53,7 +53,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   private readonly specs: ListenSpec[];
   private command = '';
   private opened: OpenedListener[] = [];
-  private receiver: NotifyReceiver | undefined;
+  private receiver: NotifySocket | undefined;
   private waiter: ReadinessWaiter | undefined;
   private readonly store: FdStore;
   private readonly subreaper: Subreaper;
@@ -134,8 +134,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       this.subreaper.enable(() => this.instances);
       this.opened = openListeners(this.specs, cwd);
       const notifyAccess = this.options.notifyAccess ?? 'main';
-      const target = { instanceOf: (pid: number) => this.instanceOf(pid), store: this.store, notifyAccess, emit: this.host.emit };
-      if (notifyAccess !== 'none') this.receiver = openNotifySocket(target);
+      const members = new Membership({ instances: this.instances, recent: this.recent, spawned: this.subreaper.spawned, main: () => this.main, notifyAccess, options: this.options });
+      if (notifyAccess !== 'none') this.receiver = openNotifySocket({ members, store: this.store, notifyAccess, emit: this.host.emit });
       if (this.options.lazy || this.options.accept) this.waiter = new ReadinessWaiter();
       const onChange = (path: string): void => {
         if (this.stopping) return;
@@ -219,14 +219,6 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       wakeUp: () => this.wakeUp(),
       emit: this.host.emit,
     };
-  }
-
-  /** The instance whose messages `pid`'s count as, under NotifyAccess=. */
-  private instanceOf(pid: number): ServiceInstance | undefined {
-    for (const instance of this.instances) if (instance.mainPid === pid) return instance;
-    for (const instance of this.recent) if (instance.mainPid === pid) return instance;
-    if (this.options.notifyAccess === 'all' && !this.options.accept) return this.main;
-    return undefined;
   }
 
   /** Accept=no: one main service, started (again) as Restart=, --lazy and --watch say. */
