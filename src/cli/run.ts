@@ -2,6 +2,7 @@
  * `sd-activate run`: the Supervisor behind a command line, printing what it does on stderr.
  */
 import { basename } from 'node:path';
+import { closeInheritedOnExec } from '../manager/inherited-fds.js';
 import { describeListener } from '../manager/listeners.js';
 import { Supervisor } from '../manager/supervisor.js';
 import { validate, type SupervisorOptions } from '../manager/supervisor-options.js';
@@ -220,6 +221,8 @@ export async function run(args: readonly string[], stderr: (line: string) => voi
   const info = (line: string): void => {
     if (!quiet) stderr(line);
   };
+  // fds this process inherited must not reach the service, as systemd's exec closes them.
+  closeInheritedOnExec();
   // A subreaper, as systemd is: an upgraded main process's exit status is known (this process runs nothing else).
   const supervisor = new Supervisor({ ...options, subreaper: true });
   const type = options.type ?? 'simple';
