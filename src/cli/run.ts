@@ -66,9 +66,11 @@ Examples:
   sd-activate run -l echo=tcp:127.0.0.1:7000 --accept -- cat
   sd-activate run -l web=8080 --watch src -- node src/server.js
 
-Exit status: COMMAND's when it ends and is not restarted; 0 when stopped with
-Ctrl-C (a second one kills); 1 when sd-activate fails; 2 for a bad command
-line; 127 when COMMAND is not found.
+Exit status: COMMAND's when it ends and is not restarted (1 for a failure
+that exited 0: a timeout, the watchdog, a --type notify service that ends
+before READY=1); 0 when stopped with Ctrl-C (a second one kills), 1 when that
+stop needed SIGKILL; 1 when sd-activate fails; 2 for a bad command line; 127
+when COMMAND is not found.
 `;
 
 const OPTIONS = {

@@ -33,6 +33,8 @@ export class ServiceInstance {
   ready = false;
   /** Why the manager began to end it, if it did. */
   killedFor: KillReason | undefined;
+  /** The stop took longer than TimeoutStopSec= and SIGKILL was sent: Result=timeout. */
+  sigkilled = false;
   /** WatchdogSec= as it is now (WATCHDOG_USEC= may change it); 0 for none. */
   watchdogMs: number;
   /** Set once its end is decided; the exit follows once what it left running is gone too. */
@@ -70,6 +72,11 @@ export class ServiceInstance {
   moveMain(pid: number): void {
     this.mainPid = pid;
     this.#mainStart = startTimeOf(pid);
+  }
+
+  /** Type=notify and READY=1 has not come (yet): a clean end now is Result=protocol. */
+  get awaitingReady(): boolean {
+    return !this.ready;
   }
 
   /** Ends its life: the timers stop; `exit` is what `exited` resolves with. */
@@ -119,7 +126,11 @@ export class ServiceInstance {
     this.terminate('watchdog', 'SIGABRT');
   }
 
-  /** Begins to end it: `signal` now, SIGKILL after TimeoutStopSec=. */
+  /**
+   * Begins to end it: `signal` now and SIGCONT right after it, as systemd's kill_and_sigcont() does,
+   * so that a stopped process (SIGSTOP, a debugger) gets the signal at once instead of at SIGKILL;
+   * SIGKILL after TimeoutStopSec=.
+   */
   terminate(reason: KillReason, signal: NodeJS.Signals): void {
     if (this.ended) return;
     this.killedFor ??= reason;
@@ -127,6 +138,7 @@ export class ServiceInstance {
     if (this.#startTimer) clearTimeout(this.#startTimer);
     this.#watchdogTimer = this.#startTimer = undefined;
     this.signal(signal);
+    if (signal !== 'SIGKILL' && signal !== 'SIGCONT') this.signal('SIGCONT');
     if (!this.#killTimer) {
       this.#stopSignal = signal;
       this.#stopSentAt = performance.now();
@@ -141,6 +153,7 @@ export class ServiceInstance {
     this.#killTimer = setTimeout(() => {
       const waited = Math.round(this.#deadlines.kill - this.#stopSentAt) / 1000;
       this.#host.emit('warning', new Error(`pid ${this.mainPid} did not stop within ${waited}s of ${this.#stopSignal}: sending SIGKILL`));
+      this.sigkilled = true;
       this.signal('SIGKILL');
     }, ms);
   }

@@ -117,7 +117,8 @@ export function belongsTo(pid: number, service: { roots: ReadonlySet<number>; gr
 }
 
 /**
- * Ends what is left of process groups: SIGTERM, then SIGKILL if any still runs after `graceMs`.
+ * Ends what is left of process groups: SIGTERM (and SIGCONT after it, as systemd's cgroup kill
+ * sends, so that a stopped process gets it), then SIGKILL if any still runs after `graceMs`.
  * Resolves once they are gone (or 5 s after the SIGKILL): true when SIGKILL was needed.
  * `announce` hears each signal before it is sent.
  */
@@ -135,6 +136,7 @@ export async function endGroups(pgids: readonly number[], graceMs: number, annou
     }
   };
   send('SIGTERM');
+  signalGroups(pgids, 'SIGCONT');
   if (await gone(graceMs)) return false;
   send('SIGKILL');
   await gone(5000);

@@ -63,8 +63,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** Ended instances kept a little longer: their last messages may still be in the notify socket's queue. */
   private readonly recent: ServiceInstance[] = [];
   private stopping = false;
-  /** Stopped on request (stop(), Ctrl-C): a success, as `systemctl stop` is. */
+  /** Stopped on request (stop(), Ctrl-C): a success, as `systemctl stop` is, unless it needed SIGKILL. */
   private stopRequested = false;
+  /** A stop that needed SIGKILL: Result=timeout, a failure. */
+  private stopTimedOut = false;
   private crashed = false;
   private started = false;
   private restarts = 0;
@@ -335,6 +337,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       const exit = exitOf(instance, code, signal, { leftoversKilled: killed, stopping: this.stopping, restart: this.options.restart, restartMs: this.options.restartMs });
       const { connection, restarting, restartDelayMs } = exit;
       if (!connection) this.lastExit = exit;
+      if (this.stopRequested && exit.result === 'timeout') this.stopTimedOut = true;
       this.emit('exit', exit);
       if (restarting) {
         this.restarts++;
@@ -374,7 +377,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     await this.store.close();
     this.cleanup();
     const last = this.lastExit;
-    const exitCode = this.failure || this.crashed ? 1 : this.stopRequested || !last ? 0 : exitCodeOf(last);
+    const exitCode = this.failure || this.crashed || this.stopTimedOut ? 1 : this.stopRequested || !last ? 0 : exitCodeOf(last);
     const result: SupervisorResult = { exitCode, lastExit: last, error: this.failure };
     this.emit('stopped', result);
     this.resolveDone(result);
