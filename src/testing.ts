@@ -10,7 +10,7 @@ import { SystemdError } from './core/errors.js';
 import type { NotifyMessage } from './shared/notify-receiver.js';
 import type { OpenedListener } from './manager/listeners.js';
 import { InetAddress } from './core/sockaddr.js';
-import { Supervisor, type RestartPolicy, type ServiceExit, type SupervisorResult } from './manager/supervisor.js';
+import { Supervisor, type NotifyAccess, type RestartPolicy, type ServiceExit, type SupervisorResult } from './manager/supervisor.js';
 
 /**
  * Where a test connects to one socket. Pass it to `net.connect()` as is: it has `host`, `port`
@@ -56,6 +56,12 @@ interface CommonOptions {
   fdStoreMax?: number;
   accept?: boolean;
   lazy?: boolean;
+  /**
+   * NotifyAccess=: 'main' (the default with `type: 'notify'`, `watchdogMs` or `fdStoreMax`), 'exec',
+   * 'all', or 'none' (the default otherwise, as in systemd: a Type=simple service gets no
+   * NOTIFY_SOCKET unless this is set).
+   */
+  notifyAccess?: NotifyAccess;
   /** How long stop() waits after SIGTERM before SIGKILL (default 5000 ms). */
   timeoutStopMs?: number;
 }
@@ -361,6 +367,7 @@ export async function startService(options: StartServiceOptions): Promise<TestSe
     fdStoreMax: options.fdStoreMax,
     accept: options.accept,
     lazy: options.lazy,
+    notifyAccess: options.notifyAccess,
   });
   const label = hasFn ? `the service function` : `${options.command}`;
   const service = new TestService(supervisor, timeoutMs, label);

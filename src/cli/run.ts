@@ -14,9 +14,10 @@ import { UsageError } from './usage-error.js';
 export const RUN_HELP = `usage: sd-activate run [options] [--] COMMAND [ARGS...]
 
 Open sockets the way .socket units do and run COMMAND with them at fd 3, 4, ...
-(LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID), with a NOTIFY_SOCKET whose messages
-are printed as they arrive. The sockets stay open across restarts: clients
-wait in the backlog instead of being refused.
+(LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID), with a NOTIFY_SOCKET (for --type
+notify, --watchdog, --fd-store or --notify-access) whose messages are printed
+as they arrive. The sockets stay open across restarts: clients wait in the
+backlog instead of being refused.
 
 Sockets:
   -l, --listen [NAME=]SPEC    a socket to pass (repeat; fd 3, 4, ... in order)
@@ -40,7 +41,9 @@ Service:
                               0 for no limit)
       --watchdog SEC          set WATCHDOG_USEC; SIGABRT when pings stop
       --fd-store N            keep N fds sent with FDSTORE=1 across restarts
-      --notify-access WHO     main|exec|all|none (NotifyAccess=, default main)
+      --notify-access WHO     main|exec|all|none (NotifyAccess=; default main
+                              with --type notify, --watchdog or --fd-store,
+                              else none: no NOTIFY_SOCKET)
       --watch PATH            restart when PATH changes (repeat for more)
   -E, --setenv NAME=VALUE     set an environment variable for COMMAND
   -q, --quiet                 print only warnings and errors

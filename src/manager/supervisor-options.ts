@@ -49,10 +49,13 @@ export interface SupervisorOptions {
   /** FileDescriptorStoreMax= (default 0: FDSTORE=1 fds are dropped, as systemd drops them). */
   fdStoreMax?: number;
   /**
-   * NotifyAccess=: whose notify messages count. 'main' (the default) only the main process's;
-   * 'exec' the same here (systemd adds the processes of ExecStartPre= and the like, which a
-   * supervisor does not run); 'all' any process's; 'none' sets no NOTIFY_SOCKET (and so cannot be
-   * used with type 'notify', a watchdog or an fd store).
+   * NotifyAccess=: whose notify messages count, and whether there is a NOTIFY_SOCKET at all.
+   * 'none' sets none; 'main' hears the main process only; 'exec' the same here (systemd adds the
+   * processes of ExecStartPre= and the like, which a supervisor does not run); 'all' any process
+   * of the service (started by it, or in its process groups). The default is systemd's: 'main'
+   * for type 'notify', with a watchdog or with an fd store, which need the socket; 'none'
+   * otherwise. 'none' with any of those three is an error here (systemd silently makes it 'main').
+   * Only processes of this process's user (or root) are heard, whatever the setting.
    */
   notifyAccess?: NotifyAccess;
   /** Accept=yes: one service per connection, the connection at fd 3 named "connection". */
@@ -127,6 +130,15 @@ export interface StoredFd {
   name: string;
   /** Watched for POLLHUP/POLLERR, which drop it from the store (false after FDPOLL=0). */
   poll: boolean;
+}
+
+/**
+ * NotifyAccess= as it applies: what was asked, or systemd's default (service_add_extras()): 'main'
+ * when the service needs the socket (Type=notify, WatchdogSec=, FileDescriptorStoreMax=), else 'none'.
+ */
+export function notifyAccessOf(options: SupervisorOptions): NotifyAccess {
+  if (options.notifyAccess !== undefined) return options.notifyAccess;
+  return options.type === 'notify' || options.watchdogMs !== undefined || (options.fdStoreMax ?? 0) > 0 ? 'main' : 'none';
 }
 
 /** How options are named in a message: `options.accept` and milliseconds for the library, `--accept` and time spans for the CLI. */

@@ -24,7 +24,7 @@ import { endGroups, groupAlive, signalGroups } from './processes.js';
 import { ReadinessWaiter } from './readiness.js';
 import { resolveCommand, spawnService } from './service-process.js';
 import { Subreaper } from './subreaper.js';
-import { validate, type ServiceExit, type StoredFd, type SupervisorEvents, type SupervisorOptions, type SupervisorResult } from './supervisor-options.js';
+import { notifyAccessOf, validate, type ServiceExit, type StoredFd, type SupervisorEvents, type SupervisorOptions, type SupervisorResult } from './supervisor-options.js';
 import { Wakeable } from './wake.js';
 import { watchPath } from './watch.js';
 
@@ -99,7 +99,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     return this.opened;
   }
 
-  /** NOTIFY_SOCKET as the service sees it, once started (undefined with notifyAccess 'none'). */
+  /** NOTIFY_SOCKET as the service sees it, once started (undefined when NotifyAccess= is none, as by default for Type=simple). */
   get notifySocket(): string | undefined {
     return this.receiver?.address;
   }
@@ -135,7 +135,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       this.command = resolveCommand(this.options.command, env.PATH, cwd);
       this.subreaper.enable(() => this.instances);
       this.opened = openListeners(this.specs, cwd);
-      const notifyAccess = this.options.notifyAccess ?? 'main';
+      const notifyAccess = notifyAccessOf(this.options);
       const members = new Membership({ instances: this.instances, recent: this.recent, spawned: this.subreaper.spawned, main: () => this.main, notifyAccess, options: this.options });
       if (notifyAccess !== 'none') this.receiver = openNotifySocket({ members, store: this.store, notifyAccess, emit: this.host.emit });
       if (this.options.lazy || this.options.accept) this.waiter = new ReadinessWaiter();
