@@ -25,8 +25,14 @@ Sockets:
       --ipv6-only             IPv6 sockets take no IPv4 (BindIPv6Only=ipv6-only)
       --reuse-port            set SO_REUSEPORT (ReusePort=)
       --socket-mode MODE      mode of socket files and FIFOs (SocketMode=, 0666)
-      --accept                one COMMAND per connection, at fd 3 (Accept=yes)
-      --max-connections N     with --accept, at most N at once (default 64)
+      --accept                one COMMAND per connection, at fd 3 (Accept=yes),
+                              with REMOTE_ADDR and REMOTE_PORT set
+      --max-connections N     with --accept, at most N at once; one more is
+                              closed at once (MaxConnections=, default 64)
+      --standard-input null|socket
+                              socket: the connection (or the one socket) at
+                              fds 0 and 1, no LISTEN_FDS, as inetd does
+                              (StandardInput=; default null: /dev/null)
       --lazy                  start COMMAND on the first connection, not at once
 
 Service:
@@ -66,7 +72,7 @@ Examples:
   sd-activate run -l web=tcp:127.0.0.1:3000 -- node server.js
   sd-activate run -l web=8080 --type notify --restart always -- node server.js
   sd-activate run -l admin=unix:./admin.sock,mode=0600 --lazy -- node admin.js
-  sd-activate run -l echo=tcp:127.0.0.1:7000 --accept -- cat
+  sd-activate run -l tcp:127.0.0.1:7000 --accept --standard-input socket -- cat
   sd-activate run -l web=8080 --watch src -- node src/server.js
 
 Exit status: COMMAND's when it ends and is not restarted (1 for a failure
@@ -84,6 +90,7 @@ const OPTIONS = {
   'socket-mode': { type: 'string' },
   accept: { type: 'boolean' },
   'max-connections': { type: 'string' },
+  'standard-input': { type: 'string' },
   lazy: { type: 'boolean' },
   type: { type: 'string' },
   'timeout-start': { type: 'string' },
@@ -122,6 +129,7 @@ const FLAGS: Record<keyof SupervisorOptions, string> = {
   notifyAccess: '--notify-access',
   accept: '--accept',
   maxConnections: '--max-connections',
+  standardInput: '--standard-input',
   lazy: '--lazy',
   watch: '--watch',
   subreaper: 'the subreaper',
@@ -186,6 +194,7 @@ export function runOptions(args: readonly string[]): { help: true } | { help: fa
   const maxConnections = countOption('max-connections', v['max-connections'] as string | undefined, 1);
   if (maxConnections !== undefined) options.maxConnections = maxConnections;
   if (v.accept) options.accept = true;
+  if (v['standard-input'] !== undefined) options.standardInput = v['standard-input'] as SupervisorOptions['standardInput'];
   if (v.lazy) options.lazy = true;
   if (v.watch) options.watch = v.watch as string[];
   try {

@@ -60,8 +60,18 @@ export interface SupervisorOptions {
   notifyAccess?: NotifyAccess;
   /** Accept=yes: one service per connection, the connection at fd 3 named "connection". */
   accept?: boolean;
-  /** MaxConnections= with `accept` (default 64). */
+  /**
+   * MaxConnections= with `accept` (default 64): a connection beyond it is accepted and closed at
+   * once, with a warning, as systemd does.
+   */
   maxConnections?: number;
+  /**
+   * StandardInput=: 'null' (the default) puts /dev/null at fd 0; 'socket' puts the connection
+   * (with `accept`), or the one socket (without), at fd 0 and fd 1 instead of fd 3, with no
+   * LISTEN_* variables: the inetd way (`systemd-socket-activate --inetd`). stderr stays as `stdio`
+   * says (under systemd it follows StandardError=, by default the socket too).
+   */
+  standardInput?: 'null' | 'socket';
   /** Start the service on the first connection or datagram, as a .socket unit does, instead of at once. */
   lazy?: boolean;
   /** Files or directories whose changes restart the service (the sockets stay open). */
@@ -182,6 +192,13 @@ export function validate(options: SupervisorOptions, specs: readonly ListenSpec[
     const least = key === 'maxConnections' ? 1 : 0;
     if (value !== undefined && (!Number.isInteger(value) || value < least)) throw new TypeError(`${name(key)} must be a whole number${least ? ` from ${least}` : ''}`);
   }
+  if (options.standardInput !== undefined && options.standardInput !== 'null' && options.standardInput !== 'socket') {
+    throw new TypeError(`${name('standardInput')} takes null or socket`);
+  }
+  if (options.standardInput === 'socket' && !options.accept && specs.length !== 1) {
+    throw new TypeError(`${name('standardInput')} socket takes ${name('accept')}, or exactly one socket (as StandardInput=socket does): there ${specs.length === 0 ? 'is none' : `are ${specs.length}`}`);
+  }
+  if (options.standardInput === 'socket' && (options.fdStoreMax ?? 0) > 0) throw new TypeError(`${name('standardInput')} socket passes no fds at 3+, so there is no fd store to pass either: drop ${name('fdStoreMax')}`);
   if (options.notifyAccess === 'none' && (options.type === 'notify' || options.watchdogMs !== undefined || (options.fdStoreMax ?? 0) > 0)) {
     throw new TypeError(`${name('notifyAccess')} none leaves no NOTIFY_SOCKET: ${name('type')} notify, ${name('watchdogMs')} and ${name('fdStoreMax')} need one`);
   }

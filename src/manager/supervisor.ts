@@ -12,7 +12,7 @@ import type { FSWatcher } from 'node:fs';
 import { basename } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { SystemdError } from '../core/errors.js';
-import { acceptLoop, type AcceptHost } from './accept.js';
+import { acceptLoop, remoteVariables, type AcceptHost } from './accept.js';
 import { FdStore } from './fd-store.js';
 import { ServiceInstance } from './instance.js';
 import { Membership } from './membership.js';
@@ -215,10 +215,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         return self.stopping;
       },
       running: () => this.instances.size,
-      sleepUntilWoken: () => this.sleep(Infinity),
       readable: (fds) => this.waiter!.wait(fds),
       startFor: (connection) => this.spawn([connection], ['connection'], true),
-      wakeUp: () => this.wakeUp(),
       emit: this.host.emit,
     };
   }
@@ -286,16 +284,20 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   private spawn(fds: number[], names: string[], connection: boolean): ServiceInstance {
     const watchdogMs = this.options.watchdogMs;
+    // StandardInput=socket: the one socket (or connection) at 0 and 1, and nothing at 3+.
+    const inetd = this.options.standardInput === 'socket' ? fds[0] : undefined;
     const child = spawnService({
       command: this.command,
       args: this.options.args ?? [],
-      fds,
-      names,
+      fds: inetd === undefined ? fds : [],
+      names: inetd === undefined ? names : [],
       env: this.options.env ?? process.env,
       cwd: this.options.cwd,
       stdio: this.options.stdio ?? 'inherit',
       notifySocket: this.receiver?.address,
       watchdogUsec: watchdogMs === undefined ? undefined : Math.round(watchdogMs * 1000),
+      inetd,
+      set: connection ? remoteVariables(fds[0]!) : undefined,
     });
     const instance = new ServiceInstance(child, connection, watchdogMs ?? 0, this.host);
     const { pid } = instance;

@@ -49,6 +49,11 @@ export interface ExecActivatedOptions {
   stdin: 'ignore' | 'inherit';
   /** stdout and stderr: this process's, pipes to read, or none. */
   output: 'inherit' | 'pipe' | 'ignore';
+  /**
+   * An fd of this process put at both fd 0 and fd 1 instead, as StandardInput=socket does (the
+   * inetd way): `stdin` is then unused, and `output` is stderr's alone.
+   */
+  inetd?: number;
 }
 
 /**
@@ -79,7 +84,8 @@ export function execActivated(options: ExecActivatedOptions): ChildProcess {
   // `read` takes the line byte by byte, so nothing meant for the program is consumed.
   const waitForGo = options.waitForGoOn === undefined ? '' : `read -r go <&${options.waitForGoOn} || exit 0; [ "$go" = go ] || exit 0; `;
   const assign = pidVariables.map((v) => `${v}=$$; export ${v}; `).join('');
-  const stdio: StdioOptions = [options.stdin, options.output, options.output, ...options.listenFds, ...(options.extraFds ?? [])];
+  const standard = options.inetd === undefined ? [options.stdin, options.output] : [options.inetd, options.inetd];
+  const stdio: StdioOptions = [...standard, options.output, ...options.listenFds, ...(options.extraFds ?? [])];
   const { spawn } = process.getBuiltinModule('node:child_process');
   return spawn('/bin/sh', ['-c', `${waitForGo}${assign}exec "$0" "$@"`, options.command, ...options.args], {
     cwd: options.cwd,
