@@ -33,6 +33,9 @@ Sockets:
                               socket: the connection (or the one socket) at
                               fds 0 and 1, no LISTEN_FDS, as inetd does
                               (StandardInput=; default null: /dev/null)
+      --remove-on-stop yes|no
+                              remove socket files, FIFOs and queues on exit
+                              (RemoveOnStop=; default: those it created)
       --lazy                  start COMMAND on the first connection, not at once
 
 Service:
@@ -91,6 +94,7 @@ const OPTIONS = {
   accept: { type: 'boolean' },
   'max-connections': { type: 'string' },
   'standard-input': { type: 'string' },
+  'remove-on-stop': { type: 'string' },
   lazy: { type: 'boolean' },
   type: { type: 'string' },
   'timeout-start': { type: 'string' },
@@ -130,10 +134,14 @@ const FLAGS: Record<keyof SupervisorOptions, string> = {
   accept: '--accept',
   maxConnections: '--max-connections',
   standardInput: '--standard-input',
+  removeOnStop: '--remove-on-stop',
   lazy: '--lazy',
   watch: '--watch',
   subreaper: 'the subreaper',
 };
+
+/** A boolean as systemd's parse_boolean() reads one. */
+const BOOLEANS = new Map([...['yes', 'y', 'true', 't', 'on', '1'].map((w) => [w, true] as const), ...['no', 'n', 'false', 'f', 'off', '0'].map((w) => [w, false] as const)]);
 
 function duration(name: string, value: string | undefined, allowInfinity: boolean): number | undefined {
   if (value === undefined) return undefined;
@@ -195,6 +203,12 @@ export function runOptions(args: readonly string[]): { help: true } | { help: fa
   if (maxConnections !== undefined) options.maxConnections = maxConnections;
   if (v.accept) options.accept = true;
   if (v['standard-input'] !== undefined) options.standardInput = v['standard-input'] as SupervisorOptions['standardInput'];
+  const removeOnStop = v['remove-on-stop'] as string | undefined;
+  if (removeOnStop !== undefined) {
+    const value = BOOLEANS.get(removeOnStop.toLowerCase());
+    if (value === undefined) throw new UsageError(`--remove-on-stop takes yes or no, got ${JSON.stringify(removeOnStop)}`);
+    options.removeOnStop = value;
+  }
   if (v.lazy) options.lazy = true;
   if (v.watch) options.watch = v.watch as string[];
   try {

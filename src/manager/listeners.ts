@@ -17,8 +17,10 @@ export interface OpenedListener {
   spec: ListenSpec;
   fd: number;
   info: FdInfo;
-  /** Filesystem entries this process created for it and removes on close (a socket file, a FIFO, a queue). */
+  /** Filesystem entries this process created for it, which closeListener() removes by default (a socket file, a FIFO, a queue). */
   cleanup: { path?: string; mqueue?: string };
+  /** Every entry it names, created here or found: what RemoveOnStop=yes removes. */
+  names: { path?: string; mqueue?: string };
 }
 
 /**
@@ -155,23 +157,35 @@ export function openListener(spec: ListenSpec, cwd = process.cwd()): OpenedListe
         opened = { fd: openSync(resolve(cwd, spec.path), fsConstants.O_RDWR | fsConstants.O_NOCTTY), cleanup: {} };
         break;
     }
-    return { spec, fd: opened.fd, info: toFdInfo(opened.fd, n.inspect(opened.fd), n.constants), cleanup: opened.cleanup };
+    // As systemd's RemoveOnStop=: socket files, FIFOs and queues; a special file is never removed.
+    const names = spec.kind === 'mqueue' ? { mqueue: spec.path } : spec.kind === 'fifo' ? { path: resolve(cwd, spec.path) } : opened.cleanup;
+    return { spec, fd: opened.fd, info: toFdInfo(opened.fd, n.inspect(opened.fd), n.constants), cleanup: opened.cleanup, names };
   } catch (error) {
     if (error instanceof SystemdError) throw error;
     throw failed(spec, error);
   }
 }
 
-/** Closes the fd and removes what was created for it (RemoveOnStop=yes). Never throws. */
-export function closeListener(listener: OpenedListener): void {
+/**
+ * Closes the fd, and removes from the filesystem what RemoveOnStop= says: with true every socket
+ * file, FIFO and queue it names (systemd's RemoveOnStop=yes), with false nothing (systemd's
+ * default), and by default what was created for it. Never throws.
+ */
+export function closeListener(listener: OpenedListener, removeOnStop?: boolean): void {
   try {
     native().close(listener.fd);
   } catch {
     // already closed
   }
+  if (removeOnStop === false) return;
+  const { path, mqueue } = removeOnStop ? listener.names : listener.cleanup;
   try {
-    if (listener.cleanup.path) unlinkSync(listener.cleanup.path);
-    if (listener.cleanup.mqueue) native().mqUnlink(listener.cleanup.mqueue);
+    if (path) unlinkSync(path);
+  } catch {
+    // already gone
+  }
+  try {
+    if (mqueue) native().mqUnlink(mqueue);
   } catch {
     // already gone
   }

@@ -72,6 +72,13 @@ export interface SupervisorOptions {
    * says (under systemd it follows StandardError=, by default the socket too).
    */
   standardInput?: 'null' | 'socket';
+  /**
+   * RemoveOnStop=: true removes the socket files, FIFOs and message queues the sockets name when
+   * the supervisor ends, as systemd's RemoveOnStop=yes; false leaves them, as systemd's default.
+   * Unset (the default here), what this supervisor created itself is removed, and a FIFO or a
+   * queue that was there before is left.
+   */
+  removeOnStop?: boolean;
   /** Start the service on the first connection or datagram, as a .socket unit does, instead of at once. */
   lazy?: boolean;
   /** Files or directories whose changes restart the service (the sockets stay open). */
@@ -194,6 +201,9 @@ export function validate(options: SupervisorOptions, specs: readonly ListenSpec[
   }
   if (options.standardInput !== undefined && options.standardInput !== 'null' && options.standardInput !== 'socket') {
     throw new TypeError(`${name('standardInput')} takes null or socket`);
+  }
+  for (const key of ['removeOnStop', 'accept', 'lazy'] as const) {
+    if (options[key] !== undefined && typeof options[key] !== 'boolean') throw new TypeError(`${name(key)} must be a boolean`);
   }
   if (options.standardInput === 'socket' && !options.accept && specs.length !== 1) {
     throw new TypeError(`${name('standardInput')} socket takes ${name('accept')}, or exactly one socket (as StandardInput=socket does): there ${specs.length === 0 ? 'is none' : `are ${specs.length}`}`);

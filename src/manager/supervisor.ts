@@ -389,6 +389,6 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.subreaper.disable();
     for (const watcher of this.watchers.splice(0)) watcher.close();
     this.receiver?.close();
-    for (const listener of this.opened) closeListener(listener);
+    for (const listener of this.opened) closeListener(listener, this.options.removeOnStop);
   }
 }
