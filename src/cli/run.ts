@@ -53,6 +53,8 @@ Service:
       --notify-access WHO     main|exec|all|none (NotifyAccess=; default main
                               with --type notify, --watchdog or --fd-store,
                               else none: no NOTIFY_SOCKET)
+      --sd-booted             (root) run COMMAND where sd_booted() is true: a
+                              private mount namespace with /run/systemd/system
       --watch PATH            restart when PATH changes (repeat for more)
   -E, --setenv NAME=VALUE     set an environment variable for COMMAND
   -q, --quiet                 print only warnings and errors
@@ -106,6 +108,7 @@ const OPTIONS = {
   watchdog: { type: 'string' },
   'fd-store': { type: 'string' },
   'notify-access': { type: 'string' },
+  'sd-booted': { type: 'boolean' },
   watch: { type: 'string', multiple: true },
   setenv: { type: 'string', short: 'E', multiple: true },
   quiet: { type: 'boolean', short: 'q' },
@@ -135,6 +138,7 @@ const FLAGS: Record<keyof SupervisorOptions, string> = {
   maxConnections: '--max-connections',
   standardInput: '--standard-input',
   removeOnStop: '--remove-on-stop',
+  sdBooted: '--sd-booted',
   lazy: '--lazy',
   watch: '--watch',
   subreaper: 'the subreaper',
@@ -209,6 +213,7 @@ export function runOptions(args: readonly string[]): { help: true } | { help: fa
     if (value === undefined) throw new UsageError(`--remove-on-stop takes yes or no, got ${JSON.stringify(removeOnStop)}`);
     options.removeOnStop = value;
   }
+  if (v['sd-booted']) options.sdBooted = true;
   if (v.lazy) options.lazy = true;
   if (v.watch) options.watch = v.watch as string[];
   try {

@@ -6,6 +6,7 @@ import type { SystemdError } from '../core/errors.js';
 import type { NotifyMessage } from '../shared/notify-receiver.js';
 import type { ListenSpec } from './listen-spec.js';
 import type { OpenedListener } from './listeners.js';
+import { sdBootedRefusal } from './namespace.js';
 import { RESTART_POLICIES, type RestartPolicy, type ServiceExit } from './policy.js';
 
 export type { ServiceExit } from './policy.js';
@@ -79,6 +80,13 @@ export interface SupervisorOptions {
    * queue that was there before is left.
    */
   removeOnStop?: boolean;
+  /**
+   * Runs the service in a mount namespace of its own with a tmpfs over /run/systemd that holds
+   * system/, so that sd_booted() is true in it where PID 1 is not systemd (containers, CI): some
+   * daemons ignore LISTEN_FDS otherwise. Root only (refused with a TypeError otherwise); nothing is
+   * done where sd_booted() is true already. Needs unshare(1) and mount(8).
+   */
+  sdBooted?: boolean;
   /** Start the service on the first connection or datagram, as a .socket unit does, instead of at once. */
   lazy?: boolean;
   /** Files or directories whose changes restart the service (the sockets stay open). */
@@ -202,13 +210,17 @@ export function validate(options: SupervisorOptions, specs: readonly ListenSpec[
   if (options.standardInput !== undefined && options.standardInput !== 'null' && options.standardInput !== 'socket') {
     throw new TypeError(`${name('standardInput')} takes null or socket`);
   }
-  for (const key of ['removeOnStop', 'accept', 'lazy'] as const) {
+  for (const key of ['removeOnStop', 'sdBooted', 'accept', 'lazy'] as const) {
     if (options[key] !== undefined && typeof options[key] !== 'boolean') throw new TypeError(`${name(key)} must be a boolean`);
   }
   if (options.standardInput === 'socket' && !options.accept && specs.length !== 1) {
     throw new TypeError(`${name('standardInput')} socket takes ${name('accept')}, or exactly one socket (as StandardInput=socket does): there ${specs.length === 0 ? 'is none' : `are ${specs.length}`}`);
   }
   if (options.standardInput === 'socket' && (options.fdStoreMax ?? 0) > 0) throw new TypeError(`${name('standardInput')} socket passes no fds at 3+, so there is no fd store to pass either: drop ${name('fdStoreMax')}`);
+  if (options.sdBooted) {
+    const refusal = sdBootedRefusal();
+    if (refusal) throw new TypeError(`${name('sdBooted')} ${refusal}`);
+  }
   if (options.notifyAccess === 'none' && (options.type === 'notify' || options.watchdogMs !== undefined || (options.fdStoreMax ?? 0) > 0)) {
     throw new TypeError(`${name('notifyAccess')} none leaves no NOTIFY_SOCKET: ${name('type')} notify, ${name('watchdogMs')} and ${name('fdStoreMax')} need one`);
   }

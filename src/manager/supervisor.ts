@@ -18,6 +18,7 @@ import { ServiceInstance } from './instance.js';
 import { Membership } from './membership.js';
 import { parseListenSpec, type ListenSpec } from './listen-spec.js';
 import { closeListener, openListeners, type OpenedListener } from './listeners.js';
+import { hostIsBooted, sdBootedCommand } from './namespace.js';
 import { openNotifySocket, type NotifySocket } from './notify-socket.js';
 import { DEFAULT_RESTART_MS, DEFAULT_TIMEOUT_MS, exitCodeOf, exitOf, rateLimitBelow, START_LIMIT, TRIGGER_LIMIT } from './policy.js';
 import { endGroups, groupAlive, signalGroups } from './processes.js';
@@ -52,6 +53,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   private readonly options: SupervisorOptions;
   private readonly specs: ListenSpec[];
   private command = '';
+  /** What is exec'd: the command, or unshare(1) around it for `sdBooted`. */
+  private argv: { command: string; args: string[] } = { command: '', args: [] };
   private opened: OpenedListener[] = [];
   private receiver: NotifySocket | undefined;
   private waiter: ReadinessWaiter | undefined;
@@ -133,6 +136,8 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const cwd = this.options.cwd ?? process.cwd();
     try {
       this.command = resolveCommand(this.options.command, env.PATH, cwd);
+      const args = [...(this.options.args ?? [])];
+      this.argv = this.options.sdBooted && !hostIsBooted() ? sdBootedCommand(this.command, args, env.PATH) : { command: this.command, args };
       this.subreaper.enable(() => this.instances);
       this.opened = openListeners(this.specs, cwd);
       const notifyAccess = notifyAccessOf(this.options);
@@ -287,8 +292,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     // StandardInput=socket: the one socket (or connection) at 0 and 1, and nothing at 3+.
     const inetd = this.options.standardInput === 'socket' ? fds[0] : undefined;
     const child = spawnService({
-      command: this.command,
-      args: this.options.args ?? [],
+      ...this.argv,
       fds: inetd === undefined ? fds : [],
       names: inetd === undefined ? names : [],
       env: this.options.env ?? process.env,

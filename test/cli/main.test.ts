@@ -110,7 +110,7 @@ describe('sd-activate (command line)', function () {
         '-l', 'web=8080', '--type', 'notify', '--restart', 'always', '--restart-sec', '250ms', '--timeout-start', '5',
         '--timeout-stop', '1s', '--watchdog', '2', '--fd-store', '3', '--notify-access', 'all', '--backlog', '7',
         '--ipv6-only', '--reuse-port', '-E', 'A=1', '--start-limit-burst', '9', '--start-limit-interval', '1min',
-        '--remove-on-stop', 'no', '--standard-input', 'null',
+        '--remove-on-stop', 'no', '--standard-input', 'null', '--sd-booted',
         'node', 'app.js', '--port', '1',
       ]);
       expect(parsed.help).to.equal(false);
@@ -131,6 +131,7 @@ describe('sd-activate (command line)', function () {
         notifyAccess: 'all',
         removeOnStop: false,
         standardInput: 'null',
+        sdBooted: true,
       });
       expect(listen).to.have.length(1);
       expect(listen![0]).to.deep.include({ name: 'web', backlog: 7, v6Only: true, reusePort: true });
