@@ -5,6 +5,7 @@
 // line; otherwise it stops, before anything is built or run, with one message naming them and the
 // command that installs them. This list is the only place that names them.
 import { spawnSync } from 'node:child_process';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 
 /** Each package, with what the suite needs it for. */
 const DEBIAN_TEST_PACKAGES = {
@@ -18,7 +19,23 @@ const DEBIAN_TEST_PACKAGES = {
   binutils: 'readelf, checks the prebuilt binaries',
   'qemu-user': 'runs Node.js for arm64 on the arm64 binary',
   'libstdc++6-arm64-cross': "Node.js for arm64's C++ library, under qemu-user",
+  // The programs the conformance suite (test/conformance) runs under both managers.
+  dbus: 'dbus-daemon --address=systemd: and dbus-send',
+  'redis-server': 'redis-server --supervised systemd',
+  'python3-gunicorn': 'gunicorn, Type=notify on a passed socket',
+  'python3-systemd': 'systemd.daemon, as python services use it',
+  lighttpd: 'server.systemd-socket-activation',
+  'openssh-server': 'sshd -i, inetd style (Accept=yes, StandardInput=socket)',
+  unbound: "use-systemd: yes (LISTEN_FDS only when sd_booted())",
+  'knot-resolver': 'kresd, Type=notify with a watchdog',
+  'php-fpm': 'Type=notify with periodic STATUS=',
 };
+
+/**
+ * The daemons' packages must not start or enable them on the machine that runs the tests: while
+ * apt-get installs, a policy-rc.d refuses every action (exit 101), unless one is there already.
+ */
+const POLICY = '/usr/sbin/policy-rc.d';
 
 /** The packages of `names` that dpkg does not report as installed; null when there is no dpkg. */
 function missing(names) {
@@ -51,6 +68,11 @@ if (absent === null || absent.length > 0) {
   }
   console.error(`npm test: installing the Debian packages the test suite needs: ${command}`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const ownPolicy = !existsSync(POLICY);
+  if (ownPolicy) writeFileSync(POLICY, '#!/bin/sh\n# Left by sd-activate\'s scripts/test-deps.mjs while it installs: no daemon is started.\nexit 101\n', { mode: 0o755 });
+  process.on('exit', () => {
+    if (ownPolicy) rmSync(POLICY, { force: true });
+  });
   // Waits for the dpkg lock when another apt-get holds it, rather than failing at once.
   const lock = ['-o', 'DPkg::Lock::Timeout=300'];
   for (const args of [[...lock, 'update', '-qq'], [...lock, 'install', '-y', '-qq', ...list]]) {

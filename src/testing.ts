@@ -8,19 +8,10 @@
 import { parseListenSpec, type ListenSpec } from './manager/listen-spec.js';
 import { SystemdError } from './core/errors.js';
 import type { NotifyMessage } from './shared/notify-receiver.js';
-import type { OpenedListener } from './manager/listeners.js';
-import { InetAddress } from './core/sockaddr.js';
-import { Supervisor, type RestartPolicy, type ServiceExit, type SupervisorResult } from './manager/supervisor.js';
+import { addressOf, type ServiceAddress } from './manager/listeners.js';
+import { Supervisor, type NotifyAccess, type RestartPolicy, type ServiceExit, type SupervisorResult } from './manager/supervisor.js';
 import { clip, list, quote } from './core/quote.js';
 
-/**
- * Where a test connects to one socket. Pass it to `net.connect()` as is: it has `host`, `port`
- * and `family` (4 or 6) as Node's options do, or `path`.
- *
- * The `path` of an abstract socket starts with NUL. systemd (and so this tool) binds an abstract
- * name with its exact length; Node 20's `net.connect()` pads the name to the full sockaddr_un
- * (libuv), so it reaches a different name: use a path socket for what Node itself connects to.
- */
 /** The receiving end of sd_notify(3), for tests and tools that play the service manager. */
 export {
   NOTIFY_BUFFER_MAX,
@@ -31,10 +22,7 @@ export {
   type NotifyReceiverOptions,
 } from './shared/notify-receiver.js';
 
-export type ServiceAddress =
-  | { name: string; kind: 'tcp' | 'udp'; family: 4 | 6; host: string; port: number }
-  | { name: string; kind: 'unix'; type: 'stream' | 'dgram' | 'seqpacket'; path: string; abstract: boolean }
-  | { name: string; kind: 'fifo' | 'mqueue' | 'special'; path: string };
+export type { ServiceAddress } from './manager/listeners.js';
 
 /** A function to run in a child process: it gets the `sd-activate` module. It must not use variables from around it. */
 export type ServiceFunction = (sd: typeof import('./index.js'), ...args: never[]) => unknown;
@@ -64,6 +52,12 @@ interface CommonOptions {
   fdStoreMax?: number;
   accept?: boolean;
   lazy?: boolean;
+  /**
+   * NotifyAccess=: 'main' (the default with `type: 'notify'`, `watchdogMs` or `fdStoreMax`), 'exec',
+   * 'all', or 'none' (the default otherwise, as in systemd: a Type=simple service gets no
+   * NOTIFY_SOCKET unless this is set).
+   */
+  notifyAccess?: NotifyAccess;
   /** How long stop() waits after SIGTERM before SIGKILL (default 5000 ms). */
   timeoutStopMs?: number;
 }
@@ -95,20 +89,6 @@ function specsOf(listen: CommonOptions['listen']): ListenSpec[] {
     }
   }
   return specs;
-}
-
-function addressOf(listener: OpenedListener): ServiceAddress {
-  const { spec, info } = listener;
-  if (info.kind === 'socket' && info.local instanceof InetAddress) {
-    return { name: spec.name, kind: info.type === 'dgram' ? 'udp' : 'tcp', family: info.local.family === 'ipv4' ? 4 : 6, host: info.local.address, port: info.local.port };
-  }
-  if (info.kind === 'socket' && info.family === 'unix' && spec.kind === 'socket') {
-    const type = spec.type;
-    if (info.local.kind === 'abstract') return { name: spec.name, kind: 'unix', type, path: `\0${info.local.name}`, abstract: true };
-    if (info.local.kind === 'path') return { name: spec.name, kind: 'unix', type, path: info.local.path, abstract: false };
-  }
-  const path = 'path' in spec ? spec.path : '';
-  return { name: spec.name, kind: spec.kind === 'socket' ? 'special' : spec.kind, path: info.kind !== 'socket' && info.path ? info.path : path } as ServiceAddress;
 }
 
 /** The code that runs a {@link ServiceFunction} in the child: ESM from `-e`, so bare imports resolve from `cwd`. */
@@ -370,6 +350,7 @@ export async function startService(options: StartServiceOptions): Promise<TestSe
     fdStoreMax: options.fdStoreMax,
     accept: options.accept,
     lazy: options.lazy,
+    notifyAccess: options.notifyAccess,
   });
   const label = hasFn ? `the service function` : clip(options.command!);
   const service = new TestService(supervisor, timeoutMs, label);

@@ -2,6 +2,7 @@
  * `sd-activate run`: the Supervisor behind a command line, printing what it does on stderr.
  */
 import { basename } from 'node:path';
+import { closeInheritedOnExec } from '../manager/inherited-fds.js';
 import { describeListener } from '../manager/listeners.js';
 import { Supervisor } from '../manager/supervisor.js';
 import { validate, type SupervisorOptions } from '../manager/supervisor-options.js';
@@ -13,9 +14,10 @@ import { UsageError } from './usage-error.js';
 export const RUN_HELP = `usage: sd-activate run [options] [--] COMMAND [ARGS...]
 
 Open sockets the way .socket units do and run COMMAND with them at fd 3, 4, ...
-(LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID), with a NOTIFY_SOCKET whose messages
-are printed as they arrive. The sockets stay open across restarts: clients
-wait in the backlog instead of being refused.
+(LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID), with a NOTIFY_SOCKET (for --type
+notify, --watchdog, --fd-store or --notify-access) whose messages are printed
+as they arrive. The sockets stay open across restarts: clients wait in the
+backlog instead of being refused.
 
 Sockets:
   -l, --listen [NAME=]SPEC    a socket to pass (repeat; fd 3, 4, ... in order)
@@ -23,8 +25,17 @@ Sockets:
       --ipv6-only             IPv6 sockets take no IPv4 (BindIPv6Only=ipv6-only)
       --reuse-port            set SO_REUSEPORT (ReusePort=)
       --socket-mode MODE      mode of socket files and FIFOs (SocketMode=, 0666)
-      --accept                one COMMAND per connection, at fd 3 (Accept=yes)
-      --max-connections N     with --accept, at most N at once (default 64)
+      --accept                one COMMAND per connection, at fd 3 (Accept=yes),
+                              with REMOTE_ADDR and REMOTE_PORT set
+      --max-connections N     with --accept, at most N at once; one more is
+                              closed at once (MaxConnections=, default 64)
+      --standard-input null|socket
+                              socket: the connection (or the one socket) at
+                              fds 0 and 1, no LISTEN_FDS, as inetd does
+                              (StandardInput=; default null: /dev/null)
+      --remove-on-stop yes|no
+                              remove socket files, FIFOs and queues on exit
+                              (RemoveOnStop=; default: those it created)
       --lazy                  start COMMAND on the first connection, not at once
 
 Service:
@@ -39,7 +50,11 @@ Service:
                               0 for no limit)
       --watchdog SEC          set WATCHDOG_USEC; SIGABRT when pings stop
       --fd-store N            keep N fds sent with FDSTORE=1 across restarts
-      --notify-access WHO     main|exec|all|none (NotifyAccess=, default main)
+      --notify-access WHO     main|exec|all|none (NotifyAccess=; default main
+                              with --type notify, --watchdog or --fd-store,
+                              else none: no NOTIFY_SOCKET)
+      --sd-booted             (root) run COMMAND where sd_booted() is true: a
+                              private mount namespace with /run/systemd/system
       --watch PATH            restart when PATH changes (repeat for more)
   -E, --setenv NAME=VALUE     set an environment variable for COMMAND
   -q, --quiet                 print only warnings and errors
@@ -62,12 +77,14 @@ Examples:
   sd-activate run -l web=tcp:127.0.0.1:3000 -- node server.js
   sd-activate run -l web=8080 --type notify --restart always -- node server.js
   sd-activate run -l admin=unix:./admin.sock,mode=0600 --lazy -- node admin.js
-  sd-activate run -l echo=tcp:127.0.0.1:7000 --accept -- cat
+  sd-activate run -l tcp:127.0.0.1:7000 --accept --standard-input socket -- cat
   sd-activate run -l web=8080 --watch src -- node src/server.js
 
-Exit status: COMMAND's when it ends and is not restarted; 0 when stopped with
-Ctrl-C (a second one kills); 1 when sd-activate fails; 2 for a bad command
-line; 127 when COMMAND is not found.
+Exit status: COMMAND's when it ends and is not restarted (1 for a failure
+that exited 0: a timeout, the watchdog, a --type notify service that ends
+before READY=1); 0 when stopped with Ctrl-C (a second one kills), 1 when that
+stop needed SIGKILL; 1 when sd-activate fails; 2 for a bad command line; 127
+when COMMAND is not found.
 `;
 
 const OPTIONS = {
@@ -78,6 +95,8 @@ const OPTIONS = {
   'socket-mode': { type: 'string' },
   accept: { type: 'boolean' },
   'max-connections': { type: 'string' },
+  'standard-input': { type: 'string' },
+  'remove-on-stop': { type: 'string' },
   lazy: { type: 'boolean' },
   type: { type: 'string' },
   'timeout-start': { type: 'string' },
@@ -89,6 +108,7 @@ const OPTIONS = {
   watchdog: { type: 'string' },
   'fd-store': { type: 'string' },
   'notify-access': { type: 'string' },
+  'sd-booted': { type: 'boolean' },
   watch: { type: 'string', multiple: true },
   setenv: { type: 'string', short: 'E', multiple: true },
   quiet: { type: 'boolean', short: 'q' },
@@ -116,10 +136,16 @@ const FLAGS: Record<keyof SupervisorOptions, string> = {
   notifyAccess: '--notify-access',
   accept: '--accept',
   maxConnections: '--max-connections',
+  standardInput: '--standard-input',
+  removeOnStop: '--remove-on-stop',
+  sdBooted: '--sd-booted',
   lazy: '--lazy',
   watch: '--watch',
   subreaper: 'the subreaper',
 };
+
+/** A boolean as systemd's parse_boolean() reads one. */
+const BOOLEANS = new Map([...['yes', 'y', 'true', 't', 'on', '1'].map((w) => [w, true] as const), ...['no', 'n', 'false', 'f', 'off', '0'].map((w) => [w, false] as const)]);
 
 function duration(name: string, value: string | undefined, allowInfinity: boolean): number | undefined {
   if (value === undefined) return undefined;
@@ -180,6 +206,14 @@ export function runOptions(args: readonly string[]): { help: true } | { help: fa
   const maxConnections = countOption('max-connections', v['max-connections'] as string | undefined, 1);
   if (maxConnections !== undefined) options.maxConnections = maxConnections;
   if (v.accept) options.accept = true;
+  if (v['standard-input'] !== undefined) options.standardInput = v['standard-input'] as SupervisorOptions['standardInput'];
+  const removeOnStop = v['remove-on-stop'] as string | undefined;
+  if (removeOnStop !== undefined) {
+    const value = BOOLEANS.get(removeOnStop.toLowerCase());
+    if (value === undefined) throw new UsageError(`--remove-on-stop takes yes or no, got ${JSON.stringify(removeOnStop)}`);
+    options.removeOnStop = value;
+  }
+  if (v['sd-booted']) options.sdBooted = true;
   if (v.lazy) options.lazy = true;
   if (v.watch) options.watch = v.watch as string[];
   try {
@@ -220,6 +254,8 @@ export async function run(args: readonly string[], stderr: (line: string) => voi
   const info = (line: string): void => {
     if (!quiet) stderr(line);
   };
+  // fds this process inherited must not reach the service, as systemd's exec closes them.
+  closeInheritedOnExec();
   // A subreaper, as systemd is: an upgraded main process's exit status is known (this process runs nothing else).
   const supervisor = new Supervisor({ ...options, subreaper: true });
   const type = options.type ?? 'simple';

@@ -8,6 +8,7 @@ import type { ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { signalGroup } from '../shared/exec.js';
 import type { KillReason } from './policy.js';
+import { startTimeOf } from './processes.js';
 import type { ServiceExit, SupervisorEvents } from './supervisor-options.js';
 
 /** What an instance tells its supervisor. */
@@ -22,14 +23,18 @@ export class ServiceInstance {
   readonly child: ChildProcess;
   /** The process started (0 when it could not be). */
   readonly pid: number;
-  /** The pid whose exit ends the service: the process started, or what MAINPID= named. */
+  /** The pid whose exit ends the service: the process started, or what MAINPID= named ({@link moveMain}). */
   mainPid: number;
+  /** When the main process MAINPID= named started: a process that reuses its pid later is not it. */
+  #mainStart: string | undefined;
   readonly startedAt = performance.now();
   /** Started for one connection (Accept=yes). */
   readonly connection: boolean;
   ready = false;
   /** Why the manager began to end it, if it did. */
   killedFor: KillReason | undefined;
+  /** The stop took longer than TimeoutStopSec= and SIGKILL was sent: Result=timeout. */
+  sigkilled = false;
   /** WatchdogSec= as it is now (WATCHDOG_USEC= may change it); 0 for none. */
   watchdogMs: number;
   /** Set once its end is decided; the exit follows once what it left running is gone too. */
@@ -57,6 +62,17 @@ export class ServiceInstance {
     let settle!: (exit: ServiceExit) => void;
     this.exited = new Promise((resolve) => (settle = resolve));
     this.#settle = settle;
+  }
+
+  /** MAINPID=: `pid` (a running process of the service, checked by the caller) is the main process now. */
+  moveMain(pid: number): void {
+    this.mainPid = pid;
+    this.#mainStart = startTimeOf(pid);
+  }
+
+  /** Type=notify and READY=1 has not come (yet): a clean end now is Result=protocol. */
+  get awaitingReady(): boolean {
+    return !this.ready;
   }
 
   /** Ends its life: the timers stop; `exit` is what `exited` resolves with. */
@@ -106,7 +122,11 @@ export class ServiceInstance {
     this.terminate('watchdog', 'SIGABRT');
   }
 
-  /** Begins to end it: `signal` now, SIGKILL after TimeoutStopSec=. */
+  /**
+   * Begins to end it: `signal` now and SIGCONT right after it, as systemd's kill_and_sigcont() does,
+   * so that a stopped process (SIGSTOP, a debugger) gets the signal at once instead of at SIGKILL;
+   * SIGKILL after TimeoutStopSec=.
+   */
   terminate(reason: KillReason, signal: NodeJS.Signals): void {
     if (this.ended) return;
     this.killedFor ??= reason;
@@ -114,6 +134,7 @@ export class ServiceInstance {
     if (this.#startTimer) clearTimeout(this.#startTimer);
     this.#watchdogTimer = this.#startTimer = undefined;
     this.signal(signal);
+    if (signal !== 'SIGKILL' && signal !== 'SIGCONT') this.signal('SIGCONT');
     if (!this.#killTimer) {
       this.#stopSignal = signal;
       this.#stopSentAt = performance.now();
@@ -128,15 +149,19 @@ export class ServiceInstance {
     this.#killTimer = setTimeout(() => {
       const waited = Math.round(this.#deadlines.kill - this.#stopSentAt) / 1000;
       this.#host.emit('warning', new Error(`pid ${this.mainPid} did not stop within ${waited}s of ${this.#stopSignal}: sending SIGKILL`));
+      this.sigkilled = true;
       this.signal('SIGKILL');
     }, ms);
   }
 
-  /** `signal` to the process started (its process group while it runs) and to a main process MAINPID= named. */
+  /**
+   * `signal` to the process started (its process group while it runs) and to a main process
+   * MAINPID= named, if that process still runs (and not another that took its pid since).
+   */
   signal(signal: NodeJS.Signals): void {
     // The group of a process that has ended is left to the supervisor's leftovers, which wait for it.
     if (this.child.exitCode === null && this.child.signalCode === null) signalGroup(this.child, signal);
-    if (this.mainPid !== this.pid) {
+    if (this.mainPid !== this.pid && this.#mainStart !== undefined && startTimeOf(this.mainPid) === this.#mainStart) {
       try {
         process.kill(this.mainPid, signal);
       } catch {

@@ -9,7 +9,7 @@ import { describeSpec } from './listen-spec.js';
 import { SystemdError, type SystemError } from '../core/errors.js';
 import { native } from '../native/addon.js';
 import { openSocket } from '../shared/open-socket.js';
-import { encodeSockaddr } from '../core/sockaddr.js';
+import { encodeSockaddr, InetAddress } from '../core/sockaddr.js';
 import { describeFdInfo, toFdInfo, type FdInfo } from '../core/socket-info.js';
 
 /** An fd opened from a {@link ListenSpec}, with what it turned out to be (the port the kernel chose, ...). */
@@ -17,8 +17,10 @@ export interface OpenedListener {
   spec: ListenSpec;
   fd: number;
   info: FdInfo;
-  /** Filesystem entries this process created for it and removes on close (a socket file, a FIFO, a queue). */
+  /** Filesystem entries this process created for it, which closeListener() removes by default (a socket file, a FIFO, a queue). */
   cleanup: { path?: string; mqueue?: string };
+  /** Every entry it names, created here or found: what RemoveOnStop=yes removes. */
+  names: { path?: string; mqueue?: string };
 }
 
 /**
@@ -155,23 +157,35 @@ export function openListener(spec: ListenSpec, cwd = process.cwd()): OpenedListe
         opened = { fd: openSync(resolve(cwd, spec.path), fsConstants.O_RDWR | fsConstants.O_NOCTTY), cleanup: {} };
         break;
     }
-    return { spec, fd: opened.fd, info: toFdInfo(opened.fd, n.inspect(opened.fd), n.constants), cleanup: opened.cleanup };
+    // As systemd's RemoveOnStop=: socket files, FIFOs and queues; a special file is never removed.
+    const names = spec.kind === 'mqueue' ? { mqueue: spec.path } : spec.kind === 'fifo' ? { path: resolve(cwd, spec.path) } : opened.cleanup;
+    return { spec, fd: opened.fd, info: toFdInfo(opened.fd, n.inspect(opened.fd), n.constants), cleanup: opened.cleanup, names };
   } catch (error) {
     if (error instanceof SystemdError) throw error;
     throw failed(spec, error);
   }
 }
 
-/** Closes the fd and removes what was created for it (RemoveOnStop=yes). Never throws. */
-export function closeListener(listener: OpenedListener): void {
+/**
+ * Closes the fd, and removes from the filesystem what RemoveOnStop= says: with true every socket
+ * file, FIFO and queue it names (systemd's RemoveOnStop=yes), with false nothing (systemd's
+ * default), and by default what was created for it. Never throws.
+ */
+export function closeListener(listener: OpenedListener, removeOnStop?: boolean): void {
   try {
     native().close(listener.fd);
   } catch {
     // already closed
   }
+  if (removeOnStop === false) return;
+  const { path, mqueue } = removeOnStop ? listener.names : listener.cleanup;
   try {
-    if (listener.cleanup.path) unlinkSync(listener.cleanup.path);
-    if (listener.cleanup.mqueue) native().mqUnlink(listener.cleanup.mqueue);
+    if (path) unlinkSync(path);
+  } catch {
+    // already gone
+  }
+  try {
+    if (mqueue) native().mqUnlink(mqueue);
   } catch {
     // already gone
   }
@@ -192,4 +206,32 @@ export function openListeners(specs: readonly ListenSpec[], cwd = process.cwd())
     for (const listener of opened) closeListener(listener);
     throw error;
   }
+}
+
+/**
+ * Where a test connects to one socket. Pass it to `net.connect()` as is: it has `host`, `port`
+ * and `family` (4 or 6) as Node's options do, or `path`.
+ *
+ * The `path` of an abstract socket starts with NUL. systemd (and so this tool) binds an abstract
+ * name with its exact length; Node 20's `net.connect()` pads the name to the full sockaddr_un
+ * (libuv), so it reaches a different name: use a path socket for what Node itself connects to.
+ */
+export type ServiceAddress =
+  | { name: string; kind: 'tcp' | 'udp'; family: 4 | 6; host: string; port: number }
+  | { name: string; kind: 'unix'; type: 'stream' | 'dgram' | 'seqpacket'; path: string; abstract: boolean }
+  | { name: string; kind: 'fifo' | 'mqueue' | 'special'; path: string };
+
+/** Where a client connects to what `listener` opened. */
+export function addressOf(listener: OpenedListener): ServiceAddress {
+  const { spec, info } = listener;
+  if (info.kind === 'socket' && info.local instanceof InetAddress) {
+    return { name: spec.name, kind: info.type === 'dgram' ? 'udp' : 'tcp', family: info.local.family === 'ipv4' ? 4 : 6, host: info.local.address, port: info.local.port };
+  }
+  if (info.kind === 'socket' && info.family === 'unix' && spec.kind === 'socket') {
+    const type = spec.type;
+    if (info.local.kind === 'abstract') return { name: spec.name, kind: 'unix', type, path: `\0${info.local.name}`, abstract: true };
+    if (info.local.kind === 'path') return { name: spec.name, kind: 'unix', type, path: info.local.path, abstract: false };
+  }
+  const path = 'path' in spec ? spec.path : '';
+  return { name: spec.name, kind: spec.kind === 'socket' ? 'special' : spec.kind, path: info.kind !== 'socket' && info.path ? info.path : path } as ServiceAddress;
 }

@@ -17,11 +17,13 @@ export const RESTART_POLICIES: readonly RestartPolicy[] = ['no', 'on-success', '
 
 /**
  * How a service's exit is classed: systemd's Result= of a service.
- * `success` covers exit status 0 and the clean signals SIGHUP, SIGINT, SIGTERM and SIGPIPE.
+ * `success` covers exit status 0 and the clean signals SIGHUP, SIGINT, SIGTERM and SIGPIPE;
+ * `protocol` is a Type=notify service that ended cleanly before it sent READY=1; `timeout` a start
+ * that took too long, or a stop that needed SIGKILL.
  *
  * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.service.html#Restart=
  */
-export type ExitResult = 'success' | 'exit-code' | 'signal' | 'core-dump' | 'watchdog' | 'timeout';
+export type ExitResult = 'success' | 'exit-code' | 'signal' | 'core-dump' | 'watchdog' | 'timeout' | 'protocol';
 
 /** One service process's end, as the manager classes it. */
 export interface ServiceExit {
@@ -86,7 +88,8 @@ export function shouldRestart(policy: RestartPolicy, result: ExitResult): boolea
     case 'on-failure':
       return result !== 'success';
     case 'on-abnormal':
-      return result === 'signal' || result === 'core-dump' || result === 'timeout' || result === 'watchdog';
+      // As systemd's service_shall_restart(): every failure but an exit status (Result=protocol too).
+      return result !== 'success' && result !== 'exit-code';
     case 'on-watchdog':
       return result === 'watchdog';
     case 'on-abort':
@@ -94,18 +97,34 @@ export function shouldRestart(policy: RestartPolicy, result: ExitResult): boolea
   }
 }
 
-/** Result= of an exit, given why the manager ended the process, if it did. */
-export function classify(code: number | null, signal: NodeJS.Signals | null, killedFor: KillReason | undefined): ExitResult {
-  if (killedFor === 'watchdog') return 'watchdog';
-  if (killedFor === 'timeout') return 'timeout';
-  if (signal) return CLEAN_SIGNALS.has(signal) ? 'success' : CORE_SIGNALS.has(signal) ? 'core-dump' : 'signal';
-  return code === 0 ? 'success' : 'exit-code';
+/** What the manager knows of a process besides its exit: why it ended it, if it did, and how far the start got. */
+export interface EndContext {
+  killedFor: KillReason | undefined;
+  /** SIGKILL was sent after TimeoutStopSec= (the stop timed out). */
+  sigkilled?: boolean;
+  /** Type=notify and no READY=1 came: a clean end is then a protocol violation. */
+  awaitingReady?: boolean;
 }
 
-/** What `sd-activate run` exits with for a service's exit: its status, 128+signal, or 1 for a timeout or watchdog that ended it cleanly. */
+/**
+ * Result= of an exit, as systemd's service_sigchld_event() and service_enter_signal() class it: the
+ * manager's own reason first (the watchdog; a start timeout; a stop that needed SIGKILL), then the
+ * exit itself, and a clean end of a Type=notify service that never sent READY=1 is `protocol`.
+ */
+export function classify(code: number | null, signal: NodeJS.Signals | null, context: EndContext): ExitResult {
+  const { killedFor } = context;
+  if (killedFor === 'watchdog') return 'watchdog';
+  if (killedFor === 'timeout') return 'timeout';
+  if (context.sigkilled && (killedFor === 'stop' || killedFor === 'restart')) return 'timeout';
+  const result = signal ? (CLEAN_SIGNALS.has(signal) ? 'success' : CORE_SIGNALS.has(signal) ? 'core-dump' : 'signal') : code === 0 ? 'success' : 'exit-code';
+  if (result === 'success' && context.awaitingReady && killedFor === undefined) return 'protocol';
+  return result;
+}
+
+/** What `sd-activate run` exits with for a service's exit: its status, 128+signal, or 1 for a failure (timeout, watchdog, protocol) that ended it cleanly. */
 export function exitCodeOf(exit: { code: number | null; signal: NodeJS.Signals | null; result: ExitResult }): number {
   const status = exit.code ?? 128 + (exit.signal ? (osConstants.signals[exit.signal] ?? 0) : 0);
-  if ((exit.result === 'watchdog' || exit.result === 'timeout') && status === 0) return 1;
+  if (exit.result !== 'success' && status === 0) return 1;
   return status;
 }
 
@@ -114,12 +133,12 @@ export function exitCodeOf(exit: { code: number | null; signal: NodeJS.Signals |
  * with Result=timeout, as in systemd) and whether Restart= starts it again, after how long.
  */
 export function exitOf(
-  instance: { mainPid: number; startedAt: number; connection: boolean; killedFor: KillReason | undefined },
+  instance: EndContext & { mainPid: number; startedAt: number; connection: boolean },
   code: number | null,
   signal: NodeJS.Signals | null,
   context: { leftoversKilled: boolean; stopping: boolean; restart: RestartPolicy | undefined; restartMs: number | undefined },
 ): ServiceExit {
-  const result = context.leftoversKilled ? 'timeout' : classify(code, signal, instance.killedFor);
+  const result = context.leftoversKilled ? 'timeout' : classify(code, signal, instance);
   const watched = instance.killedFor === 'restart';
   const restarting = !context.stopping && !instance.connection && (watched || shouldRestart(context.restart ?? 'no', result));
   const restartDelayMs = !restarting ? undefined : watched ? 0 : (context.restartMs ?? DEFAULT_RESTART_MS);

@@ -1,6 +1,7 @@
 /*
  * The process table as a manager without cgroups sees it: this process's children, whether a pid
- * or a process group still runs, and signals to the groups a service left behind.
+ * or a process group still runs, which processes belong to a service, and signals to the groups a
+ * service left behind.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
@@ -53,8 +54,63 @@ export function signalGroups(pgids: Iterable<number>, signal: NodeJS.Signals): v
   }
 }
 
+/** What /proc/PID/stat says of a process that concerns a manager. */
+interface ProcStat {
+  /** R, S, T, Z, ... */
+  state: string;
+  ppid: number;
+  pgid: number;
+  /** Clock ticks after boot: with the pid, what tells this process from a later one with its pid. */
+  startTime: string;
+}
+
+function procStat(pid: number): ProcStat | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The fields follow the command name in parentheses, which may itself hold spaces or ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { state: fields[0] ?? '', ppid: Number(fields[1]), pgid: Number(fields[2]), startTime: fields[19] ?? '' };
+}
+
+
 /**
- * Ends what is left of process groups: SIGTERM, then SIGKILL if any still runs after `graceMs`.
+ * When `pid` started (undefined when there is no such process): compared later, it tells whether a pid was reused.
+ *
+ * @see https://man7.org/linux/man-pages/man5/proc_pid_stat.5.html
+ */
+export function startTimeOf(pid: number): string | undefined {
+  return procStat(pid)?.startTime;
+}
+
+/**
+ * Whether `pid` belongs to a service, as far as a manager without cgroups can tell: it is one of
+ * `roots` or descends from one (the processes started for the service and its main processes;
+ * this process too when it is a child subreaper, which adopts what the service leaves behind), or
+ * it is in one of the process `groups` the service's processes lead. systemd asks the unit's
+ * cgroup instead.
+ *
+ * @see https://man7.org/linux/man-pages/man5/proc_pid_stat.5.html
+ */
+export function belongsTo(pid: number, service: { roots: ReadonlySet<number>; groups: ReadonlySet<number> }): boolean {
+  let current = pid;
+  // A chain longer than this is no process tree a service makes.
+  for (let depth = 0; depth < 4096 && current > 1; depth++) {
+    if (service.roots.has(current)) return true;
+    const stat = procStat(current);
+    if (!stat) return false;
+    if (service.groups.has(stat.pgid)) return true;
+    current = stat.ppid;
+  }
+  return false;
+}
+
+/**
+ * Ends what is left of process groups: SIGTERM (and SIGCONT after it, as systemd's cgroup kill
+ * sends, so that a stopped process gets it), then SIGKILL if any still runs after `graceMs`.
  * Resolves once they are gone (or 5 s after the SIGKILL): true when SIGKILL was needed.
  * `announce` hears each signal before it is sent.
  */
@@ -72,6 +128,7 @@ export async function endGroups(pgids: readonly number[], graceMs: number, annou
     }
   };
   send('SIGTERM');
+  signalGroups(pgids, 'SIGCONT');
   if (await gone(graceMs)) return false;
   send('SIGKILL');
   await gone(5000);
@@ -80,14 +137,8 @@ export async function endGroups(pgids: readonly number[], graceMs: number, annou
 
 /** The process group of `pid`, from /proc; undefined when it is gone. */
 export function pgidOf(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // pid (comm) state ppid pgrp ...: the fields after the command name, which may hold ')'.
-    const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
-    return Number.isInteger(pgrp) && pgrp > 0 ? pgrp : undefined;
-  } catch {
-    return undefined;
-  }
+  const pgid = procStat(pid)?.pgid;
+  return pgid !== undefined && Number.isInteger(pgid) && pgid > 0 ? pgid : undefined;
 }
 
 /** Every descendant of `pid` (its children, theirs, ...), from /proc's children lists. */
@@ -117,4 +168,16 @@ export function descendants(pid: number): number[] {
     }
   }
   return found;
+}
+
+/**
+ * The process groups of what is left of a service whose main process ended: those of every
+ * process below this one (`wholeTree`: a subreaper running one service at a time, which adopts
+ * what it leaves behind, an upgrade's new process among them), or those of the tree of the process
+ * started and of the main process. Never this process's own group; only groups still there.
+ */
+export function leftoverGroups(pid: number, mainPid: number, wholeTree: boolean): number[] {
+  const tree = wholeTree ? descendants(process.pid) : [pid, mainPid, ...descendants(pid), ...descendants(mainPid)];
+  const own = pgidOf(process.pid);
+  return [...new Set([pid, ...tree.map(pgidOf)])].filter((g): g is number => g !== undefined && g > 0 && g !== own && groupAlive(g));
 }

@@ -67,19 +67,24 @@ export interface ServiceSpawnOptions {
   notifySocket?: string;
   /** WATCHDOG_USEC; WATCHDOG_PID is then set to the service's pid. */
   watchdogUsec?: number;
+  /** StandardInput=socket: this fd at 0 and 1 (`fds` is then empty: no LISTEN_* either). */
+  inetd?: number;
+  /** More variables (REMOTE_ADDR and REMOTE_PORT of a connection). */
+  set?: Readonly<Record<string, string>>;
 }
 
 /**
  * Spawns the service as socket activation does (see shared/exec.ts), with what systemd's exec sets
  * for every service besides the protocol's variables: INVOCATION_ID, a new 128-bit id for each
  * start (what journald and the tools that look for systemd read), and SYSTEMD_EXEC_PID, the pid it
- * execs (systemd 248+). stdin is /dev/null (StandardInput=null).
+ * execs (systemd 248+). stdin is /dev/null (StandardInput=null), or with `inetd` the socket at 0
+ * and 1 (StandardInput=socket).
  *
  * @see https://www.freedesktop.org/software/systemd/man/latest/sd_listen_fds.html
  * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.exec.html
  */
 export function spawnService(options: ServiceSpawnOptions): ChildProcess {
-  const set: Record<string, string> = { INVOCATION_ID: randomBytes(16).toString('hex') };
+  const set: Record<string, string> = { ...options.set, INVOCATION_ID: randomBytes(16).toString('hex') };
   const pidVariables = ['SYSTEMD_EXEC_PID'];
   if (options.notifySocket !== undefined) set.NOTIFY_SOCKET = options.notifySocket;
   if (options.watchdogUsec !== undefined) {
@@ -97,5 +102,6 @@ export function spawnService(options: ServiceSpawnOptions): ChildProcess {
     cwd: options.cwd,
     stdin: 'ignore',
     output: options.stdio,
+    inetd: options.inetd,
   });
 }

@@ -6,6 +6,7 @@ import type { SystemdError } from '../core/errors.js';
 import type { NotifyMessage } from '../shared/notify-receiver.js';
 import type { ListenSpec } from './listen-spec.js';
 import type { OpenedListener } from './listeners.js';
+import { sdBootedRefusal } from './namespace.js';
 import { RESTART_POLICIES, type RestartPolicy, type ServiceExit } from './policy.js';
 
 export type { ServiceExit } from './policy.js';
@@ -49,16 +50,43 @@ export interface SupervisorOptions {
   /** FileDescriptorStoreMax= (default 0: FDSTORE=1 fds are dropped, as systemd drops them). */
   fdStoreMax?: number;
   /**
-   * NotifyAccess=: whose notify messages count. 'main' (the default) only the main process's;
-   * 'exec' the same here (systemd adds the processes of ExecStartPre= and the like, which a
-   * supervisor does not run); 'all' any process's; 'none' sets no NOTIFY_SOCKET (and so cannot be
-   * used with type 'notify', a watchdog or an fd store).
+   * NotifyAccess=: whose notify messages count, and whether there is a NOTIFY_SOCKET at all.
+   * 'none' sets none; 'main' hears the main process only; 'exec' the same here (systemd adds the
+   * processes of ExecStartPre= and the like, which a supervisor does not run); 'all' any process
+   * of the service (started by it, or in its process groups). The default is systemd's: 'main'
+   * for type 'notify', with a watchdog or with an fd store, which need the socket; 'none'
+   * otherwise. 'none' with any of those three is an error here (systemd silently makes it 'main').
+   * Only processes of this process's user (or root) are heard, whatever the setting.
    */
   notifyAccess?: NotifyAccess;
   /** Accept=yes: one service per connection, the connection at fd 3 named "connection". */
   accept?: boolean;
-  /** MaxConnections= with `accept` (default 64). */
+  /**
+   * MaxConnections= with `accept` (default 64): a connection beyond it is accepted and closed at
+   * once, with a warning, as systemd does.
+   */
   maxConnections?: number;
+  /**
+   * StandardInput=: 'null' (the default) puts /dev/null at fd 0; 'socket' puts the connection
+   * (with `accept`), or the one socket (without), at fd 0 and fd 1 instead of fd 3, with no
+   * LISTEN_* variables: the inetd way (`systemd-socket-activate --inetd`). stderr stays as `stdio`
+   * says (under systemd it follows StandardError=, by default the socket too).
+   */
+  standardInput?: 'null' | 'socket';
+  /**
+   * RemoveOnStop=: true removes the socket files, FIFOs and message queues the sockets name when
+   * the supervisor ends, as systemd's RemoveOnStop=yes; false leaves them, as systemd's default.
+   * Unset (the default here), what this supervisor created itself is removed, and a FIFO or a
+   * queue that was there before is left.
+   */
+  removeOnStop?: boolean;
+  /**
+   * Runs the service in a mount namespace of its own with a tmpfs over /run/systemd that holds
+   * system/, so that sd_booted() is true in it where PID 1 is not systemd (containers, CI): some
+   * daemons ignore LISTEN_FDS otherwise. Root only (refused with a TypeError otherwise); nothing is
+   * done where sd_booted() is true already. Needs unshare(1) and mount(8).
+   */
+  sdBooted?: boolean;
   /** Start the service on the first connection or datagram, as a .socket unit does, instead of at once. */
   lazy?: boolean;
   /** Files or directories whose changes restart the service (the sockets stay open). */
@@ -129,6 +157,15 @@ export interface StoredFd {
   poll: boolean;
 }
 
+/**
+ * NotifyAccess= as it applies: what was asked, or systemd's default (service_add_extras()): 'main'
+ * when the service needs the socket (Type=notify, WatchdogSec=, FileDescriptorStoreMax=), else 'none'.
+ */
+export function notifyAccessOf(options: SupervisorOptions): NotifyAccess {
+  if (options.notifyAccess !== undefined) return options.notifyAccess;
+  return options.type === 'notify' || options.watchdogMs !== undefined || (options.fdStoreMax ?? 0) > 0 ? 'main' : 'none';
+}
+
 /** How options are named in a message: `options.accept` and milliseconds for the library, `--accept` and time spans for the CLI. */
 export interface OptionNames {
   name(option: keyof SupervisorOptions): string;
@@ -169,6 +206,20 @@ export function validate(options: SupervisorOptions, specs: readonly ListenSpec[
     const value = options[key];
     const least = key === 'maxConnections' ? 1 : 0;
     if (value !== undefined && (!Number.isInteger(value) || value < least)) throw new TypeError(`${name(key)} must be a whole number${least ? ` from ${least}` : ''}`);
+  }
+  if (options.standardInput !== undefined && options.standardInput !== 'null' && options.standardInput !== 'socket') {
+    throw new TypeError(`${name('standardInput')} takes null or socket`);
+  }
+  for (const key of ['removeOnStop', 'sdBooted', 'accept', 'lazy'] as const) {
+    if (options[key] !== undefined && typeof options[key] !== 'boolean') throw new TypeError(`${name(key)} must be a boolean`);
+  }
+  if (options.standardInput === 'socket' && !options.accept && specs.length !== 1) {
+    throw new TypeError(`${name('standardInput')} socket takes ${name('accept')}, or exactly one socket (as StandardInput=socket does): there ${specs.length === 0 ? 'is none' : `are ${specs.length}`}`);
+  }
+  if (options.standardInput === 'socket' && (options.fdStoreMax ?? 0) > 0) throw new TypeError(`${name('standardInput')} socket passes no fds at 3+, so there is no fd store to pass either: drop ${name('fdStoreMax')}`);
+  if (options.sdBooted) {
+    const refusal = sdBootedRefusal();
+    if (refusal) throw new TypeError(`${name('sdBooted')} ${refusal}`);
   }
   if (options.notifyAccess === 'none' && (options.type === 'notify' || options.watchdogMs !== undefined || (options.fdStoreMax ?? 0) > 0)) {
     throw new TypeError(`${name('notifyAccess')} none leaves no NOTIFY_SOCKET: ${name('type')} notify, ${name('watchdogMs')} and ${name('fdStoreMax')} need one`);

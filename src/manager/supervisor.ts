@@ -3,7 +3,7 @@
  *
  * The sockets are opened here once, outside the event loop, and stay open across restarts, so a
  * client that connects while the service is down waits in the backlog instead of being refused.
- * The service's notify messages come in on a NOTIFY_SOCKET of our own (notify-dispatch.ts). One
+ * The service's notify messages come in on a NOTIFY_SOCKET of our own (notify-socket.ts). One
  * running process and its timers is a ServiceInstance (instance.ts); Result= and Restart= are
  * policy.ts; the fd store fd-store.ts; adopted main processes subreaper.ts.
  */
@@ -12,19 +12,20 @@ import type { FSWatcher } from 'node:fs';
 import { basename } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { SystemdError } from '../core/errors.js';
-import type { NotifyReceiver } from '../shared/notify-receiver.js';
-import { acceptLoop, type AcceptHost } from './accept.js';
+import { acceptLoop, remoteVariables, type AcceptHost } from './accept.js';
 import { FdStore } from './fd-store.js';
 import { ServiceInstance } from './instance.js';
+import { Membership } from './membership.js';
 import { parseListenSpec, type ListenSpec } from './listen-spec.js';
 import { closeListener, openListeners, type OpenedListener } from './listeners.js';
-import { openNotifySocket } from './notify-dispatch.js';
+import { hostIsBooted, sdBootedCommand } from './namespace.js';
+import { openNotifySocket, type NotifySocket } from './notify-socket.js';
 import { DEFAULT_RESTART_MS, DEFAULT_TIMEOUT_MS, exitCodeOf, exitOf, rateLimitBelow, START_LIMIT, TRIGGER_LIMIT } from './policy.js';
-import { descendants, endGroups, groupAlive, pgidOf, signalGroups } from './processes.js';
+import { endGroups, leftoverGroups, signalGroups } from './processes.js';
 import { ReadinessWaiter } from './readiness.js';
 import { resolveCommand, spawnService } from './service-process.js';
 import { Subreaper } from './subreaper.js';
-import { validate, type ServiceExit, type StoredFd, type SupervisorEvents, type SupervisorOptions, type SupervisorResult } from './supervisor-options.js';
+import { notifyAccessOf, validate, type ServiceExit, type StoredFd, type SupervisorEvents, type SupervisorOptions, type SupervisorResult } from './supervisor-options.js';
 import { Wakeable } from './wake.js';
 import { watchPath } from './watch.js';
 
@@ -49,8 +50,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   private readonly options: SupervisorOptions;
   private readonly specs: ListenSpec[];
   private command = '';
+  /** What is exec'd: the command, or unshare(1) around it for `sdBooted`. */
+  private argv: { command: string; args: string[] } = { command: '', args: [] };
   private opened: OpenedListener[] = [];
-  private receiver: NotifyReceiver | undefined;
+  private receiver: NotifySocket | undefined;
   private waiter: ReadinessWaiter | undefined;
   private readonly store: FdStore;
   private readonly subreaper: Subreaper;
@@ -60,8 +63,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   /** Ended instances kept a little longer: their last messages may still be in the notify socket's queue. */
   private readonly recent: ServiceInstance[] = [];
   private stopping = false;
-  /** Stopped on request (stop(), Ctrl-C): a success, as `systemctl stop` is. */
+  /** Stopped on request (stop(), Ctrl-C): a success, as `systemctl stop` is, unless it needed SIGKILL. */
   private stopRequested = false;
+  /** A stop that needed SIGKILL: Result=timeout, a failure. */
+  private stopTimedOut = false;
   private crashed = false;
   private started = false;
   private restarts = 0;
@@ -94,7 +99,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     return this.opened;
   }
 
-  /** NOTIFY_SOCKET as the service sees it, once started (undefined with notifyAccess 'none'). */
+  /** NOTIFY_SOCKET as the service sees it, once started (undefined when NotifyAccess= is none, as by default for Type=simple). */
   get notifySocket(): string | undefined {
     return this.receiver?.address;
   }
@@ -128,11 +133,13 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     const cwd = this.options.cwd ?? process.cwd();
     try {
       this.command = resolveCommand(this.options.command, env.PATH, cwd);
+      const args = [...(this.options.args ?? [])];
+      this.argv = this.options.sdBooted && !hostIsBooted() ? sdBootedCommand(this.command, args, env.PATH) : { command: this.command, args };
       this.subreaper.enable(() => this.instances);
       this.opened = openListeners(this.specs, cwd);
-      const notifyAccess = this.options.notifyAccess ?? 'main';
-      const target = { instanceOf: (pid: number) => this.instanceOf(pid), store: this.store, notifyAccess, emit: this.host.emit };
-      if (notifyAccess !== 'none') this.receiver = openNotifySocket(target);
+      const notifyAccess = notifyAccessOf(this.options);
+      const members = new Membership({ instances: this.instances, recent: this.recent, spawned: this.subreaper.spawned, main: () => this.main, notifyAccess, options: this.options });
+      if (notifyAccess !== 'none') this.receiver = openNotifySocket({ members, store: this.store, notifyAccess, emit: this.host.emit });
       if (this.options.lazy || this.options.accept) this.waiter = new ReadinessWaiter();
       const onChange = (path: string): void => {
         if (this.stopping) return;
@@ -210,20 +217,10 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
         return self.stopping;
       },
       running: () => this.instances.size,
-      sleepUntilWoken: () => this.sleep(Infinity),
       readable: (fds) => this.waiter!.wait(fds),
       startFor: (connection) => this.spawn([connection], ['connection'], true),
-      wakeUp: () => this.wakeUp(),
       emit: this.host.emit,
     };
-  }
-
-  /** The instance whose messages `pid`'s count as, under NotifyAccess=. */
-  private instanceOf(pid: number): ServiceInstance | undefined {
-    for (const instance of this.instances) if (instance.mainPid === pid) return instance;
-    for (const instance of this.recent) if (instance.mainPid === pid) return instance;
-    if (this.options.notifyAccess === 'all' && !this.options.accept) return this.main;
-    return undefined;
   }
 
   /** Accept=no: one main service, started (again) as Restart=, --lazy and --watch say. */
@@ -289,16 +286,19 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
 
   private spawn(fds: number[], names: string[], connection: boolean): ServiceInstance {
     const watchdogMs = this.options.watchdogMs;
+    // StandardInput=socket: the one socket (or connection) at 0 and 1, and nothing at 3+.
+    const inetd = this.options.standardInput === 'socket' ? fds[0] : undefined;
     const child = spawnService({
-      command: this.command,
-      args: this.options.args ?? [],
-      fds,
-      names,
+      ...this.argv,
+      fds: inetd === undefined ? fds : [],
+      names: inetd === undefined ? names : [],
       env: this.options.env ?? process.env,
       cwd: this.options.cwd,
       stdio: this.options.stdio ?? 'inherit',
       notifySocket: this.receiver?.address,
       watchdogUsec: watchdogMs === undefined ? undefined : Math.round(watchdogMs * 1000),
+      inetd,
+      set: connection ? remoteVariables(fds[0]!) : undefined,
     });
     const instance = new ServiceInstance(child, connection, watchdogMs ?? 0, this.host);
     const { pid } = instance;
@@ -340,6 +340,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       const exit = exitOf(instance, code, signal, { leftoversKilled: killed, stopping: this.stopping, restart: this.options.restart, restartMs: this.options.restartMs });
       const { connection, restarting, restartDelayMs } = exit;
       if (!connection) this.lastExit = exit;
+      if (this.stopRequested && exit.result === 'timeout') this.stopTimedOut = true;
       this.emit('exit', exit);
       if (restarting) {
         this.restarts++;
@@ -356,12 +357,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
    * `subreaper`, a process that left the tree (its parent exited) and its group escapes.
    */
   private async killLeftovers(instance: ServiceInstance): Promise<boolean> {
-    // As a subreaper with one service at a time (Accept=no), every process below this one is the
-    // service's: what it left behind is adopted here, an upgrade's new process among them.
-    const { pid, mainPid } = instance;
-    const tree = this.options.subreaper && !this.options.accept ? descendants(process.pid) : [pid, mainPid, ...descendants(pid), ...descendants(mainPid)];
-    const own = pgidOf(process.pid);
-    const groups = [...new Set([pid, ...tree.map(pgidOf)])].filter((g): g is number => g !== undefined && g > 0 && g !== own && groupAlive(g));
+    const groups = leftoverGroups(instance.pid, instance.mainPid, Boolean(this.options.subreaper && !this.options.accept));
     if (groups.length === 0) return false;
     return endGroups(groups, this.host.timeoutStopMs, (signal) => this.emit('leftovers', { pid: instance.mainPid, groups, signal }));
   }
@@ -384,7 +380,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     await this.store.close();
     this.cleanup();
     const last = this.lastExit;
-    const exitCode = this.failure || this.crashed ? 1 : this.stopRequested || !last ? 0 : exitCodeOf(last);
+    const exitCode = this.failure || this.crashed || this.stopTimedOut ? 1 : this.stopRequested || !last ? 0 : exitCodeOf(last);
     const result: SupervisorResult = { exitCode, lastExit: last, error: this.failure };
     this.emit('stopped', result);
     this.resolveDone(result);
@@ -394,6 +390,6 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
     this.subreaper.disable();
     for (const watcher of this.watchers.splice(0)) watcher.close();
     this.receiver?.close();
-    for (const listener of this.opened) closeListener(listener);
+    for (const listener of this.opened) closeListener(listener, this.options.removeOnStop);
   }
 }

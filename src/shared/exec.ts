@@ -54,6 +54,11 @@ export interface ExecActivatedOptions {
   stdin: 'ignore' | 'inherit';
   /** stdout and stderr: this process's, pipes to read, or none. */
   output: 'inherit' | 'pipe' | 'ignore';
+  /**
+   * An fd of this process put at both fd 0 and fd 1 instead, as StandardInput=socket does (the
+   * inetd way): `stdin` is then unused, and `output` is stderr's alone.
+   */
+  inetd?: number;
 }
 
 /**
@@ -94,7 +99,8 @@ export function execActivated(options: ExecActivatedOptions): ChildProcess {
       `printf 'PID=%s\n\n' "$n" >&0; wait "$n"; printf 'EXIT=%s\n\n' "$?" >&0`;
     stdin = options.orphan.control;
   }
-  const stdio: StdioOptions = [stdin, options.output, options.output, ...options.listenFds, ...(options.extraFds ?? [])];
+  const standard = options.inetd === undefined ? [stdin, options.output] : [options.inetd, options.inetd];
+  const stdio: StdioOptions = [...standard, options.output, ...options.listenFds, ...(options.extraFds ?? [])];
   const { spawn } = process.getBuiltinModule('node:child_process');
   return spawn('/bin/sh', ['-c', script, options.command, ...options.args], {
     cwd: options.cwd,

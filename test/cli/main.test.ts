@@ -110,6 +110,7 @@ describe('sd-activate (command line)', function () {
         '-l', 'web=8080', '--type', 'notify', '--restart', 'always', '--restart-sec', '250ms', '--timeout-start', '5',
         '--timeout-stop', '1s', '--watchdog', '2', '--fd-store', '3', '--notify-access', 'all', '--backlog', '7',
         '--ipv6-only', '--reuse-port', '-E', 'A=1', '--start-limit-burst', '9', '--start-limit-interval', '1min',
+        '--remove-on-stop', 'no', '--standard-input', 'null', '--sd-booted',
         'node', 'app.js', '--port', '1',
       ]);
       expect(parsed.help).to.equal(false);
@@ -128,6 +129,9 @@ describe('sd-activate (command line)', function () {
         watchdogMs: 2000,
         fdStoreMax: 3,
         notifyAccess: 'all',
+        removeOnStop: false,
+        standardInput: 'null',
+        sdBooted: true,
       });
       expect(listen).to.have.length(1);
       expect(listen![0]).to.deep.include({ name: 'web', backlog: 7, v6Only: true, reusePort: true });
@@ -156,6 +160,10 @@ describe('sd-activate (command line)', function () {
         [['--lazy=yes', '--', 'x'], /option --lazy does not take a value/],
         [['--socket-mode', 'rw', '--', 'x'], /--socket-mode takes an octal mode/],
         [['-E', 'NOEQUALS', '--', 'x'], /--setenv takes NAME=VALUE/],
+        [['--remove-on-stop', 'maybe', '--', 'x'], /--remove-on-stop takes yes or no, got "maybe"/],
+        [['--standard-input', 'tty', '--', 'x'], /--standard-input takes null or socket/],
+        [['--standard-input', 'socket', '-l', '1', '-l', '2', '--', 'x'], /--standard-input socket takes --accept, or exactly one socket .*: there are 2/],
+        [['--standard-input', 'socket', '-l', '1', '--fd-store', '1', '--', 'x'], /--standard-input socket passes no fds at 3\+/],
       ];
       for (const [args, re] of cases) expect(() => runOptions(args), args.join(' ')).to.throw(UsageError, re);
     });

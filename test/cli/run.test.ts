@@ -338,7 +338,8 @@ describe('sd-activate run', function () {
     });
 
     it('without --fd-store, FDSTORE=1 fds are dropped, with a warning that says how to keep them', async () => {
-      const result = await runCli(['run', '--restart', 'on-failure', '--', process.execPath, fixture('notify-service'), 'store:cache', 'print-fds', 'exit:0']);
+      // A Type=simple service has a NOTIFY_SOCKET only when --notify-access is given, as under systemd.
+      const result = await runCli(['run', '--restart', 'on-failure', '--notify-access', 'main', '--', process.execPath, fixture('notify-service'), 'store:cache', 'print-fds', 'exit:0']);
       expect(result.code).to.equal(0);
       expect(result.stderr).to.match(/warning: dropped 1 fd\(s\) sent with FDSTORE=1: the fd store is off \(use --fd-store N/);
     });

@@ -57,7 +57,7 @@ describe('Supervisor', function () {
     expect([...openFds()].filter((fd) => !before.has(fd))).to.deep.equal([]);
   });
 
-  it('accept with maxConnections: 1: a second connection waits in the backlog until the first service ends', async () => {
+  it('accept with maxConnections: 1: a second connection is accepted and closed at once, with a warning, as MaxConnections= does', async () => {
     const s = make({ command: 'sh', args: ['-c', 'echo "hi $$" >&3; cat <&3 >/dev/null'], listen: ['tcp:127.0.0.1:0'], accept: true, maxConnections: 1 });
     const events = record(s);
     await s.start();
@@ -67,14 +67,23 @@ describe('Supervisor', function () {
     let secondData = '';
     const second = net.connect(port, '127.0.0.1').setEncoding('utf8');
     second.on('data', (d: string) => (secondData += d));
-    await new Promise((resolve) => setTimeout(resolve, 400));
-    expect(events.filter(([e]) => e === 'spawn')).to.have.length(1);
+    second.on('error', () => undefined);
+    // Closed by the supervisor, not left waiting in the backlog: 'end' comes, with nothing read.
+    await once(second, 'end');
     expect(secondData).to.equal('');
+    expect(events.filter(([e]) => e === 'spawn')).to.have.length(1);
+    const warnings = events.filter(([e]) => e === 'warning').map(([, w]) => (w as Error).message);
+    expect(warnings).to.deep.equal(['Too many incoming connections (1), dropping connection (MaxConnections=1)']);
+    // Once the first service has ended, a connection gets a service again.
+    const ended = once(s, 'exit');
     first.end();
-    await once(second, 'data');
-    expect(secondData).to.match(/^hi \d+\n$/);
+    await ended;
+    const third = net.connect(port, '127.0.0.1').setEncoding('utf8');
+    const [answer] = (await once(third, 'data')) as [string];
+    expect(answer).to.match(/^hi \d+\n$/);
     expect(events.filter(([e]) => e === 'spawn')).to.have.length(2);
-    second.end();
+    third.end();
+    second.destroy();
   });
 
   it('refuses MAINPID= of a pid that is gone, as systemd does ("does not exist or is a zombie"), and keeps the main pid', async () => {
