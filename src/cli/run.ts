@@ -1,6 +1,7 @@
 /*
  * `sd-activate run`: the Supervisor behind a command line, printing what it does on stderr.
  */
+import { clip, quote, QUOTE_MAX } from '../core/quote.js';
 import { basename } from 'node:path';
 import { closeInheritedOnExec } from '../manager/inherited-fds.js';
 import { describeListener } from '../manager/listeners.js';
@@ -151,7 +152,7 @@ function duration(name: string, value: string | undefined, allowInfinity: boolea
   if (value === undefined) return undefined;
   const ms = parseTimespan(value);
   if (ms === undefined || (!allowInfinity && !Number.isFinite(ms))) {
-    throw new UsageError(`--${name} takes a time span like 5, 2.5s, 500ms or 1min${allowInfinity ? ' (or infinity)' : ''}, got ${JSON.stringify(value)}`);
+    throw new UsageError(`--${name} takes a time span like 5, 2.5s, 500ms or 1min${allowInfinity ? ' (or infinity)' : ''}, got ${quote(value)}`);
   }
   return ms;
 }
@@ -161,7 +162,7 @@ export function runOptions(args: readonly string[]): { help: true } | { help: fa
   const { own, command } = splitCommand(args, OPTIONS);
   const { values: v, positionals } = parseOptions(own, OPTIONS, 'run');
   if (v.help) return { help: true };
-  if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${quote(positionals[0]!)}`);
   if (command.length === 0) throw new UsageError(`no command to run; usage: sd-activate run [options] -- COMMAND [ARGS...]`);
 
   const defaults: ListenDefaults = {};
@@ -171,7 +172,7 @@ export function runOptions(args: readonly string[]): { help: true } | { help: fa
   if (v['reuse-port']) defaults.reusePort = true;
   if (v['socket-mode'] !== undefined) {
     const mode = parseMode(v['socket-mode'] as string);
-    if (mode === undefined) throw new UsageError(`--socket-mode takes an octal mode like 0600, got ${JSON.stringify(v['socket-mode'])}`);
+    if (mode === undefined) throw new UsageError(`--socket-mode takes an octal mode like 0600, got ${quote(String(v['socket-mode']))}`);
     defaults.mode = mode;
   }
   const listen = ((v.listen as string[] | undefined) ?? []).map((text) => parseListenSpec(text, defaults));
@@ -179,7 +180,7 @@ export function runOptions(args: readonly string[]): { help: true } | { help: fa
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const assignment of (v.setenv as string[] | undefined) ?? []) {
     const eq = assignment.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--setenv takes NAME=VALUE, got ${JSON.stringify(assignment)}`);
+    if (eq <= 0) throw new UsageError(`--setenv takes NAME=VALUE, got ${quote(assignment)}`);
     env[assignment.slice(0, eq)] = assignment.slice(eq + 1);
   }
 
@@ -210,7 +211,7 @@ export function runOptions(args: readonly string[]): { help: true } | { help: fa
   const removeOnStop = v['remove-on-stop'] as string | undefined;
   if (removeOnStop !== undefined) {
     const value = BOOLEANS.get(removeOnStop.toLowerCase());
-    if (value === undefined) throw new UsageError(`--remove-on-stop takes yes or no, got ${JSON.stringify(removeOnStop)}`);
+    if (value === undefined) throw new UsageError(`--remove-on-stop takes yes or no, got ${quote(String(removeOnStop))}`);
     options.removeOnStop = value;
   }
   if (v['sd-booted']) options.sdBooted = true;
@@ -225,16 +226,20 @@ export function runOptions(args: readonly string[]): { help: true } | { help: fa
   return { help: false, options, quiet: v.quiet === true, verbose: v.verbose === true };
 }
 
-/** How a notify message reads on one line: `READY=1 STATUS="Serving 3 clients"`. */
+/**
+ * How a notify message reads on one line: `READY=1 STATUS="Serving 3 clients"`. Each value is
+ * quoted when it needs it, and cut (with its length) beyond what a line shows.
+ */
 export function formatNotifyFields(text: string): string {
   return text
     .split('\n')
     .filter((line) => line.length > 0)
     .map((line) => {
       const eq = line.indexOf('=');
-      if (eq === -1) return JSON.stringify(line);
+      if (eq === -1) return quote(line);
+      const key = clip(line.slice(0, eq), 64);
       const value = line.slice(eq + 1);
-      return /^[\x21-\x7e]*$/.test(value) && !value.includes('"') ? line : `${line.slice(0, eq)}=${JSON.stringify(value)}`;
+      return /^[\x21-\x7e]*$/.test(value) && !value.includes('"') && value.length <= QUOTE_MAX ? `${key}=${value}` : `${key}=${quote(value)}`;
     })
     .join(' ');
 }

@@ -3,6 +3,7 @@
  * are kept under their FDNAME= and passed again at the next start; FDSTOREREMOVE=1 drops them; a
  * stored fd that hangs up (POLLHUP/POLLERR) is dropped, unless it was stored with FDPOLL=0.
  */
+import { quote } from '../core/quote.js';
 import { native } from '../native/addon.js';
 import { ReadinessWaiter } from './readiness.js';
 import type { StoredFd } from './supervisor-options.js';
@@ -106,7 +107,7 @@ export class FdStore {
           if (!entry) continue;
           this.#stored.splice(this.#stored.indexOf(entry), 1);
           closeQuietly(fd);
-          this.#warn(new Error(`fd store: dropped "${entry.name}", which hung up (store it with FDPOLL=0 to keep such an fd)`));
+          this.#warn(new Error(`fd store: dropped ${quote(entry.name)}, which hung up (store it with FDPOLL=0 to keep such an fd)`));
         }
       }
     })().finally(() => {

@@ -6,6 +6,7 @@
  * EXTEND_TIMEOUT_USEC=, WATCHDOG_USEC=, READY=1, WATCHDOG=1 and WATCHDOG=trigger acted on; every fd
  * not kept, closed.
  */
+import { quote } from '../core/quote.js';
 import { native } from '../native/addon.js';
 import type { NotifyMessage } from '../shared/notify-receiver.js';
 import type { FdStore } from './fd-store.js';
@@ -54,14 +55,14 @@ export function dispatchNotify(message: NotifyMessage, target: NotifyTarget): vo
   const tags = message.text.split('\n');
   if (tags.at(-1) === '') tags.pop();
   if (tags.includes('BARRIER=1')) {
-    if (tags.length !== 1) warn(`extra notification messages sent with BARRIER=1, ignoring everything: ${JSON.stringify(message.text)}`);
+    if (tags.length !== 1) warn(`extra notification messages sent with BARRIER=1, ignoring everything: ${quote(message.text)}`);
     else if (fds.length !== 1) warn(`got ${fds.length} fds with BARRIER=1 (it takes one), closing them`);
     closeAll(fds);
     return;
   }
   const instance = target.members.instanceOf(message.pid);
   if (!instance) {
-    warn(`ignored a notify message from pid ${message.pid}, not the service's main process (NotifyAccess=${target.notifyAccess}): ${JSON.stringify(message.text)}`);
+    warn(`ignored a notify message from pid ${message.pid}, not the service's main process (NotifyAccess=${target.notifyAccess}): ${quote(message.text)}`);
     closeAll(fds);
     return;
   }
@@ -75,7 +76,7 @@ export function dispatchNotify(message: NotifyMessage, target: NotifyTarget): vo
   if (mainpid !== undefined) {
     const to = Number(mainpid);
     if (!/^[1-9]\d*$/.test(mainpid)) {
-      warn(`ignored MAINPID=${mainpid}: not a pid`);
+      warn(`ignored MAINPID=${quote(mainpid)}: not a pid`);
     } else if (to !== instance.mainPid) {
       // As service_is_suitable_main_pid(): a process that runs, not the manager itself, and one of
       // the service's. systemd takes a process outside the cgroup when root asks; this never

@@ -9,7 +9,7 @@
 import { mkdtempSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NotifyReceiver } from '../shared/notify-receiver.js';
+import { NOTIFY_BUFFER_MAX, NotifyReceiver } from '../shared/notify-receiver.js';
 import { dispatchNotify, type NotifyTarget } from './notify-dispatch.js';
 
 /** A service's notify socket, as its manager holds it. */
@@ -63,6 +63,11 @@ export function openNotifySocket(target: NotifyTarget): NotifySocket {
   }
   receiver.on('message', (message) => dispatchNotify(message, target));
   receiver.on('error', (error) => target.emit('warning', new Error(`notify socket: ${error.message}`, { cause: error })));
+  // As systemd, which says "Received notify message exceeded maximum size. Ignoring.": once; the
+  // rest are counted by the receiver, so that a sender cannot flood the log.
+  receiver.on('dropped', ({ bytes, pid }) =>
+    target.emit('warning', new Error(`ignored a notify message of ${bytes} bytes from pid ${pid}: more than ${NOTIFY_BUFFER_MAX} (later ones are ignored silently)`)),
+  );
   return {
     address: receiver.address,
     close() {

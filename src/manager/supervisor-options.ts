@@ -2,6 +2,7 @@
  * What a Supervisor is told, what it reports, and the one place where its options are checked:
  * the CLI maps the option names in the messages to its flags (validate's `name`).
  */
+import { quote, show } from '../core/quote.js';
 import type { SystemdError } from '../core/errors.js';
 import type { NotifyMessage } from '../shared/notify-receiver.js';
 import type { ListenSpec } from './listen-spec.js';
@@ -199,7 +200,7 @@ export function validate(options: SupervisorOptions, specs: readonly ListenSpec[
     const value = options[key];
     const aboveZero = key === 'watchdogMs';
     if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (aboveZero && value === 0))) {
-      throw new TypeError(`${name(key)} must be ${names.duration}${aboveZero ? ' above 0' : ''}, got ${String(value)}`);
+      throw new TypeError(`${name(key)} must be ${names.duration}${aboveZero ? ' above 0' : ''}, got ${show(value)}`);
     }
   }
   for (const key of COUNTS) {
@@ -229,7 +230,7 @@ export function validate(options: SupervisorOptions, specs: readonly ListenSpec[
   if (options.accept) {
     if (specs.length === 0) throw new TypeError(`${name('accept')} needs a socket to accept on: add ${name('listen')}`);
     const bad = specs.find((s) => s.kind !== 'socket' || s.type === 'dgram');
-    if (bad) throw new TypeError(`${name('accept')} takes stream and seqpacket sockets only (as Accept=yes does); ${JSON.stringify(bad.text)} is not one`);
+    if (bad) throw new TypeError(`${name('accept')} takes stream and seqpacket sockets only (as Accept=yes does); ${quote(bad.text)} is not one`);
   }
   if (options.lazy && specs.length === 0) throw new TypeError(`${name('lazy')} needs a socket to wait on: add ${name('listen')}`);
 }

@@ -7,6 +7,7 @@
  * running process and its timers is a ServiceInstance (instance.ts); Result= and Restart= are
  * policy.ts; the fd store fd-store.ts; adopted main processes subreaper.ts.
  */
+import { quote } from '../core/quote.js';
 import { EventEmitter } from 'node:events';
 import type { FSWatcher } from 'node:fs';
 import { basename } from 'node:path';
@@ -317,7 +318,7 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       });
     });
     child.on('error', (error) => {
-      this.emit('warning', new Error(`cannot start ${this.options.command}: ${error.message}`, { cause: error }));
+      this.emit('warning', new Error(`cannot start ${quote(this.options.command)}: ${error.message}`, { cause: error }));
       this.end(instance, 127, null);
     });
     if (pid === 0) return instance; // 'error' follows

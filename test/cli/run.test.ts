@@ -252,6 +252,20 @@ describe('sd-activate run', function () {
   });
 
   describe('notify', () => {
+    it('repeats no message at length: one warning for datagrams over 4096 bytes, long values cut', async () => {
+      const index = JSON.stringify(new URL('../../src/index.js', import.meta.url).href);
+      const script =
+        `const { notify } = await import(${index});` +
+        `for (let i = 0; i < 20; i++) notify({ STATUS: 'x'.repeat(200000) });` +
+        `notify({ STATUS: 'y'.repeat(3000) }); notify.ready();`;
+      const result = await runCli(['run', '--type', 'notify', '--', process.execPath, '--input-type=module', '-e', script]);
+      expect(result.code, result.stderr).to.equal(0);
+      expect(result.stderr.match(/ignored a notify message of 200007 bytes/g), result.stderr).to.have.length(1);
+      expect(result.stderr).to.include('(3000 bytes)');
+      expect(result.stderr).to.not.include('x'.repeat(200));
+      expect(result.stderr.length, 'all of it, for 4 MB sent').to.be.below(2000);
+    });
+
     it('EXTEND_TIMEOUT_USEC= moves the start timeout later, never earlier', async () => {
       const node = [process.execPath, fixture('notify-service')];
       // 100 ms asked for, with 3 s left: the 3 s stand (systemd keeps the later deadline).
