@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { clip } from '../core/quote.js';
 import { packageRoot } from '../native/addon.js';
 import { ls, LS_HELP } from './ls.js';
+import { reload, RELOAD_HELP } from './reload.js';
 import { run, RUN_HELP } from './run.js';
 import { UsageError } from './usage-error.js';
 
@@ -20,6 +21,7 @@ that keep the sockets open, a watchdog and an fd store.
 Commands:
   run [options] -- COMMAND [ARGS...]   open sockets and run COMMAND with them
   ls [--json]                          list the fds this process inherited
+  reload PID                           upgrade the service PID, wait for the outcome
   help [COMMAND]                       show help for a command
 
 Options:
@@ -35,7 +37,7 @@ Examples:
 See 'sd-activate help <command>' for the options of a command.
 `;
 
-const HELP: Record<string, string> = { run: RUN_HELP, ls: LS_HELP };
+const HELP: Record<string, string> = { run: RUN_HELP, ls: LS_HELP, reload: RELOAD_HELP };
 
 function version(): string {
   // Found as the addon is: this file is dist/pkg/cli/main.js in the package, dist/src/cli/main.js unbundled.
@@ -65,10 +67,12 @@ export async function main(args: readonly string[]): Promise<number> {
         return await run(rest, stderr);
       case 'ls':
         return await ls(rest.filter((a) => a !== '--verbose' && a !== '-v'), stderr);
+      case 'reload':
+        return await reload(rest.filter((a) => a !== '--verbose' && a !== '-v'), stderr);
       case 'help': {
         // `help --help`: the usage of help is a line of the main help.
         const topic = rest[0] === '--help' || rest[0] === '-h' ? undefined : rest[0];
-        if (topic !== undefined && !HELP[topic]) throw new UsageError(`no such command: ${clip(topic)}; the commands are run and ls`);
+        if (topic !== undefined && !HELP[topic]) throw new UsageError(`no such command: ${clip(topic)}; the commands are run, ls and reload`);
         process.stdout.write(topic ? HELP[topic]! : MAIN_HELP);
         return 0;
       }
@@ -85,7 +89,7 @@ export async function main(args: readonly string[]): Promise<number> {
       case '--verbose':
         return await main(rest.length ? rest : ['--help']);
       default:
-        throw new UsageError(`'${clip(command)}' is not a command; the commands are run and ls (see 'sd-activate --help')`);
+        throw new UsageError(`'${clip(command)}' is not a command; the commands are run, ls and reload (see 'sd-activate --help')`);
     }
   } catch (error) {
     stderr((error as Error).message ?? String(error));

@@ -22,6 +22,8 @@ export interface NativeBinding {
   pipe(): [number, number];
   /** socketpair(2) of AF_UNIX sockets of `type` (SOCK_STREAM, ...), close-on-exec. */
   socketpair(type: number): [number, number];
+  /** getsockopt(SO_PEERCRED): who is at the other end of a connected unix socket, as of its connect(2). */
+  peerCredentials(fd: number): { pid: number; uid: number; gid: number };
   setChildSubreaper(on: boolean): void;
   /** waitid(2) with WNOHANG: null while the child runs; the signal as a number. */
   reapChild(pid: number): { code: number | null; signal: number | null } | null;

@@ -353,6 +353,21 @@ static napi_value do_pipe(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* peerCredentials(fd) -> { pid, uid, gid }: getsockopt(SO_PEERCRED) of a connected unix socket. */
+static napi_value peer_credentials(napi_env env, napi_callback_info info) {
+  napi_value argv[1], out;
+  size_t argc = 1;
+  int32_t fd;
+  struct ucred cred;
+  socklen_t len = sizeof(cred);
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) return throw_type(env, "peerCredentials(fd) takes an integer");
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return throw_errno(env, errno, "getsockopt");
+  CHECK(napi_create_object(env, &out));
+  if (!set_int(env, out, "pid", cred.pid) || !set_int(env, out, "uid", cred.uid) || !set_int(env, out, "gid", cred.gid)) return NULL;
+  return out;
+}
+
 /* socketpair(type) -> [fd, fd]: AF_UNIX, close-on-exec. */
 static napi_value do_socketpair(napi_env env, napi_callback_info info) {
   napi_value argv[1], out;
@@ -516,6 +531,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"pidfdInodeId", NULL, pidfd_inode_id, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pipe", NULL, do_pipe, NULL, NULL, NULL, napi_enumerable, NULL},
       {"socketpair", NULL, do_socketpair, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"peerCredentials", NULL, peer_credentials, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setChildSubreaper", NULL, set_child_subreaper, NULL, NULL, NULL, napi_enumerable, NULL},
       {"reapChild", NULL, reap_child, NULL, NULL, NULL, napi_enumerable, NULL},
       {"notifySend", NULL, notify_send, NULL, NULL, NULL, napi_enumerable, NULL},

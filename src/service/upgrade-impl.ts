@@ -6,6 +6,7 @@
 import type { Internals } from './internals.js';
 import { Drain, waitListening, type Closable } from './drain.js';
 import { idleExitUnsafe, watchIdle } from './idle.js';
+import { listenForReloads } from './upgrade-control.js';
 import { takeOver } from './upgrade-successor.js';
 import { UpgraderProcess } from './upgrader-process.js';
 import type { UpgraderOptions } from './upgrade-types.js';
@@ -66,6 +67,8 @@ export async function startUpgrader(options: UpgraderOptions, core: Internals): 
   } else {
     await takeOver(up, core, channel.fd, options.status);
   }
+  // `sd-activate reload PID` asks this process for an upgrade, and waits for its outcome.
+  if (up.isMain) listenForReloads(up, core, (error) => (up.listenerCount('warning') > 0 ? up.emit('warning', error) : process.emitWarning(error)));
   if (options.idleTimeoutMs !== undefined) {
     const stopWatching = watchIdle(drain, options.idleTimeoutMs, () => void (up.isMain ? up.stop() : undefined));
     up.once('upgraded', stopWatching);

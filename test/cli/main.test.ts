@@ -41,7 +41,7 @@ describe('sd-activate (command line)', function () {
       expect((await runCli(['help', 'run'])).stdout).to.equal((await runCli(['run', '--help'])).stdout);
       const bad = await runCli(['help', 'frob']);
       expect(bad.code).to.equal(2);
-      expect(bad.stderr).to.equal('sd-activate: no such command: frob; the commands are run and ls\n');
+      expect(bad.stderr).to.equal('sd-activate: no such command: frob; the commands are run, ls and reload\n');
     });
 
     it('--version prints the package version', async () => {
