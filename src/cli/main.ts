@@ -21,7 +21,7 @@ that keep the sockets open, a watchdog and an fd store.
 Commands:
   run [options] -- COMMAND [ARGS...]   open sockets and run COMMAND with them
   ls [--json]                          list the fds this process inherited
-  reload PID                           upgrade the service PID, wait for the outcome
+  reload PID                           upgrade service PID, wait for the outcome
   help [COMMAND]                       show help for a command
 
 Options:

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 /**
  * README.md, done as a user does it, from the packed tarball: every code block is either run here,
  * as written (free ports in place of the fixed ones, and the adaptations each test names), or
@@ -287,6 +288,17 @@ for (const ignoreScripts of [false, true]) {
           expect(pids[0], command.output).to.be.a('string');
           expect(pids[1], command.output).to.be.a('string');
           expect(pids[0]).to.not.equal(pids[1]);
+        } else if (program === 'cat') {
+          // --standard-input socket: inetd style, the connection at fds 0 and 1: cat echoes it.
+          await command.waitFor(/tcp 127\.0\.0\.1:\d+ \(ipv4 stream, listening\)/);
+          const echoed = await new Promise<string>((resolve, reject) => {
+            let text = '';
+            const socket = connect({ host: '127.0.0.1', port: servedPort! }, () => socket.end('echo me\n'));
+            socket.setEncoding('utf8').on('data', (d: string) => (text += d));
+            socket.on('end', () => resolve(text));
+            socket.on('error', reject);
+          });
+          expect(echoed, command.output).to.equal('echo me\n');
         } else {
           expect.fail(`README.md: no check for \`${line}\`: add one to this test`);
         }

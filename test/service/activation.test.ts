@@ -143,7 +143,7 @@ describe('activation: listenFds(), systemdFd(), systemdFds()', () => {
         expect(code, stderr).to.equal(0);
         return JSON.parse(stdout.trim());
       };
-      expect(await channel([sockets.unix('stream').fd])).to.deep.equal({ channel: 3 });
+      expect(await channel([sockets.unix('stream').fd])).to.deep.equal({ channel: { fd: 3 } });
       expect(await channel([sockets.tcp().fd]), 'not a unix stream socket').to.deep.equal({ channel: null });
       expect(await channel([]), "Node's epoll").to.deep.equal({ channel: null });
     });

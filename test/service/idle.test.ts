@@ -82,7 +82,7 @@ describe('idle exit (idleTimeoutMs)', function () {
     const port = await freeTcpPort();
     const log = join(dir, 'run.log');
     let stderr = '';
-    const cli: ChildProcess = spawn(process.execPath, [CLI, 'run', '-l', `web=tcp:127.0.0.1:${port}`, '--lazy', '--start-limit-burst', '0', '--', process.execPath, SERVICE, '200', log], {
+    const cli: ChildProcess = spawn(process.execPath, [CLI, 'run', '-l', `web=tcp:127.0.0.1:${port}`, '--lazy', '--type', 'notify', '--start-limit-burst', '0', '--', process.execPath, SERVICE, '200', log], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     cli.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
