@@ -34,7 +34,8 @@ export interface Http2ListenOptions extends AdapterOptions {
   secure?: http2.SecureServerOptions;
 }
 
-type RequestListener = http.RequestListener;
+/** What answers each request: http.RequestListener. */
+export type RequestListener = http.RequestListener;
 
 /**
  * One http.Server per inherited fd named `name`, all with `requestListener`; one on the

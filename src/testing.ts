@@ -23,11 +23,14 @@ export {
 } from './shared/notify-receiver.js';
 
 export type { ServiceAddress } from './manager/listeners.js';
+/** How each start of a service ended, and how the whole run did (Result=, the exit status). */
+export type { ExitResult, NotifyAccess, RestartPolicy, ServiceExit, SupervisorResult } from './manager/supervisor.js';
 
 /** A function to run in a child process: it gets the `sd-activate` module. It must not use variables from around it. */
 export type ServiceFunction = (sd: typeof import('./index.js'), ...args: never[]) => unknown;
 
-interface CommonOptions {
+/** What every start of {@link startService} takes, a command or a function alike. */
+export interface CommonOptions {
   /**
    * Sockets by name: `{ web: 'tcp:127.0.0.1:0', admin: 'unix:/tmp/x/admin.sock' }`; an array for
    * several under one name. Any `--listen` SPEC (without `NAME=`); port 0 lets the kernel choose.
@@ -101,7 +104,8 @@ function functionProgram(fn: ServiceFunction, args: readonly unknown[]): string 
   ].join('\n');
 }
 
-type MessageMatch = string | Record<string, string | RegExp> | ((message: NotifyMessage) => boolean);
+/** What {@link TestService.waitFor} waits for: a field's name, fields and their values (a RegExp tests one), or a predicate. */
+export type MessageMatch = string | Record<string, string | RegExp> | ((message: NotifyMessage) => boolean);
 
 function matcher(match: MessageMatch): (message: NotifyMessage) => boolean {
   if (typeof match === 'function') return match;
