@@ -190,25 +190,23 @@ static int get_fd_and_buffer(napi_env env, napi_callback_info info, int32_t *fd,
   return napi_get_buffer_info(env, argv[1], data, len) == napi_ok;
 }
 
-/* bind(fd, sockaddr bytes) */
-static napi_value do_bind(napi_env env, napi_callback_info info) {
+/* A call of one fd and one sockaddr: bind(2), connect(2). */
+typedef int (*sockaddr_call)(int, const struct sockaddr *, socklen_t);
+
+static napi_value with_sockaddr(napi_env env, napi_callback_info info, sockaddr_call call, const char *name) {
   int32_t fd;
   void *addr;
   size_t len;
-  if (!get_fd_and_buffer(env, info, &fd, &addr, &len)) return throw_type(env, "bind(fd, sockaddr) takes an integer and a Buffer");
-  if (bind(fd, addr, (socklen_t)len) < 0) return throw_errno(env, errno, "bind");
+  if (!get_fd_and_buffer(env, info, &fd, &addr, &len)) return throw_type(env, "takes an fd (an integer) and a sockaddr (a Buffer)");
+  if (call(fd, addr, (socklen_t)len) < 0) return throw_errno(env, errno, name);
   return NULL;
 }
 
+/* bind(fd, sockaddr bytes) */
+static napi_value do_bind(napi_env env, napi_callback_info info) { return with_sockaddr(env, info, bind, "bind"); }
+
 /* connect(fd, sockaddr bytes) */
-static napi_value do_connect(napi_env env, napi_callback_info info) {
-  int32_t fd;
-  void *addr;
-  size_t len;
-  if (!get_fd_and_buffer(env, info, &fd, &addr, &len)) return throw_type(env, "connect(fd, sockaddr) takes an integer and a Buffer");
-  if (connect(fd, addr, (socklen_t)len) < 0) return throw_errno(env, errno, "connect");
-  return NULL;
-}
+static napi_value do_connect(napi_env env, napi_callback_info info) { return with_sockaddr(env, info, connect, "connect"); }
 
 /* listen(fd, backlog) */
 static napi_value do_listen(napi_env env, napi_callback_info info) {
