@@ -44,6 +44,12 @@ describe('idle exit (idleTimeoutMs)', function () {
   let dir: string;
   before(() => (dir = mkdtempSync(join(tmpdir(), 'sd-activate-idle-'))));
   after(() => rmSync(dir, { recursive: true, force: true }));
+  // A test that times out never reaches its finally: its tool (and through it the service) must not outlive the run.
+  let running: ChildProcess | undefined;
+  afterEach(() => {
+    if (running && running.exitCode === null && running.signalCode === null) running.kill('SIGINT');
+    running = undefined;
+  });
 
   it('is refused with ERR_SD_IDLE_EXIT_UNSAFE when the sockets would not outlive the process', async function () {
     const sockets = new SocketSet();
@@ -85,6 +91,7 @@ describe('idle exit (idleTimeoutMs)', function () {
     const cli: ChildProcess = spawn(process.execPath, [CLI, 'run', '-l', `web=tcp:127.0.0.1:${port}`, '--lazy', '--type', 'notify', '--start-limit-burst', '0', '--', process.execPath, SERVICE, '200', log], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
+    running = cli;
     cli.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     try {
       // The tool listens from here on.
