@@ -18,6 +18,10 @@ export interface ServiceConfig {
   workers?: number;
   readyTimeoutMs?: number;
   stopTimeoutMs?: number;
+  /** Serve the raw TCP line service too, on a socket "lines" (a free port is found). */
+  lines?: boolean;
+  /** The http server's keepAliveTimeout. */
+  keepAliveTimeoutMs?: number;
 }
 
 /** The service's directory: its configuration, the version "on disk", its event log. */
@@ -25,8 +29,10 @@ export interface ServiceDir {
   dir: string;
   webPort: number;
   udpPort: number;
+  /** The line service's port (0 without `lines`). */
+  linesPort: number;
   /** Writes version.json: what the next process started will be. */
-  deploy(version: string, behavior?: 'ok' | 'crash' | 'hang' | 'stubborn'): void;
+  deploy(version: string, behavior?: 'ok' | 'crash' | 'hang' | 'stubborn' | 'no-handover'): void;
   /** The `EVENT PID VERSION` lines so far. */
   events(): string[];
 }
@@ -36,14 +42,22 @@ export async function prepareService(parent: string, config: ServiceConfig): Pro
   const dir = mkdtempSync(join(parent, 'service-'));
   const webPort = await freeTcpPort();
   const udpPort = await freeUdpPort();
+  const linesPort = config.lines ? await freeTcpPort() : 0;
+  const { lines, ...rest } = config;
   writeFileSync(
     join(dir, 'config.json'),
-    JSON.stringify({ web: { address: '127.0.0.1', port: webPort }, udp: { address: '127.0.0.1', port: udpPort }, ...config }),
+    JSON.stringify({
+      web: { address: '127.0.0.1', port: webPort },
+      udp: { address: '127.0.0.1', port: udpPort },
+      ...(lines ? { lines: { address: '127.0.0.1', port: linesPort } } : {}),
+      ...rest,
+    }),
   );
   const service: ServiceDir = {
     dir,
     webPort,
     udpPort,
+    linesPort,
     deploy: (version, behavior = 'ok') => writeFileSync(join(dir, 'version.json'), JSON.stringify({ version, behavior })),
     events: () => (existsSync(join(dir, 'events.log')) ? readFileSync(join(dir, 'events.log'), 'utf8').trim().split('\n') : []),
   };

@@ -9,13 +9,13 @@ import { once } from 'node:events';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { connectionFd } from '../../src/service/connection-fd.js';
+import { connectionFd } from '../../src/service/node-private.js';
 import { native } from '../../src/native/addon.js';
 import { decodeSockaddr, InetAddress } from '../../src/core/sockaddr.js';
 import { useResources } from '../support/resources.js';
 
 const n = native();
-const MODULE = fileURLToPath(new URL('../../src/service/connection-fd.js', import.meta.url));
+const MODULE = fileURLToPath(new URL('../../src/service/node-private.js', import.meta.url));
 
 function codeOf(fn: () => unknown): unknown {
   try {
