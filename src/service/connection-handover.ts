@@ -15,6 +15,8 @@
  *     no:  keep it, resume it
  *   release {seq, take, keep}       ------>    closes the copies kept; wraps each taken fd in a
  *                                              net.Socket, bytes the old one had buffered first
+ *                                   <------    adopted {seq} (when it took any)
+ *   the batch is done
  *
  * Ownership: the old process until it destroys its socket on `held`; the new process from then
  * on. The new process never reads a connection before `release`, so the old one may take back
@@ -22,7 +24,9 @@
  * connection of that batch is resumed by the old process, which serves on. What was released is
  * the new process's, and dies with it. The old process never reads after the pause that matters:
  * what Node read into the socket's buffer after it is carried in `release`; what the kernel holds
- * stays there for the new reader.
+ * stays there for the new reader. `adopted` tells the old process that the new one has taken what
+ * was released, and is alive after it: an upgrade waits for it before telling the service manager
+ * that the new process is the main one.
  */
 import type { Socket } from 'node:net';
 import { connectionFd } from './node-private.js';
@@ -73,12 +77,15 @@ interface Batch {
   items: Array<OutgoingConnection & { wasFlowing: boolean }>;
   settled: boolean;
   timer?: NodeJS.Timeout;
+  /** Released with connections taken; `adopted` not come yet. */
+  adopting?: boolean;
 }
 
 type Wire =
   | { t: 'batch'; seq: number; states: unknown[] }
   | { t: 'held'; seq: number }
-  | { t: 'release'; seq: number; take: Array<{ i: number; data?: string }>; keep: number[] };
+  | { t: 'release'; seq: number; take: Array<{ i: number; data?: string }>; keep: number[] }
+  | { t: 'adopted'; seq: number };
 
 /**
  * Passes `connections` to the process at the other end of `channel`, in batches, and resolves
@@ -108,7 +115,7 @@ export function sendConnections(channel: HandoverChannel, connections: readonly 
         });
     };
     const finish = (): void => {
-      if (sending || releasing > 0 || [...batches.values()].some((b) => !b.settled)) return;
+      if (sending || releasing > 0 || [...batches.values()].some((b) => !b.settled || b.adopting)) return;
       channel.off('message', onMessage);
       channel.off('end', onEnd);
       channel.off('error', onEnd);
@@ -123,6 +130,14 @@ export function sendConnections(channel: HandoverChannel, connections: readonly 
     const onMessage = (message: unknown, fds: number[]): void => {
       for (const fd of fds) native().close(fd);
       const m = message as Wire;
+      if (m?.t === 'adopted') {
+        const batch = batches.get(m.seq);
+        if (!batch?.adopting) return;
+        batch.adopting = false;
+        clearTimeout(batch.timer);
+        finish();
+        return;
+      }
       if (m?.t !== 'held') return;
       const batch = batches.get(m.seq);
       if (!batch || batch.settled) return;
@@ -156,10 +171,22 @@ export function sendConnections(channel: HandoverChannel, connections: readonly 
         result.passed.push(socket);
         take.push(buffered.length ? { i, data: Buffer.concat(buffered).toString('base64') } : { i });
       });
+      if (take.length > 0) {
+        // Done once the other process says it took them (or is gone), or after the same timeout.
+        batch.adopting = true;
+        batch.timer = setTimeout(() => {
+          batch.adopting = false;
+          finish();
+        }, options.heldTimeoutMs ?? 10_000);
+      }
       release({ t: 'release', seq: m.seq, take, keep: kept });
     };
     const onEnd = (): void => {
       for (const batch of batches.values()) {
+        if (batch.adopting) {
+          batch.adopting = false;
+          clearTimeout(batch.timer);
+        }
         if (batch.settled) continue;
         batch.settled = true;
         clearTimeout(batch.timer);
@@ -317,7 +344,10 @@ export function receiveConnections(
     batch.fds.forEach((fd, i) => {
       if (!taken.has(i)) native().close(fd);
     });
-    if (taken.size > 0) faultPoint('new:adopted');
+    if (taken.size > 0) {
+      faultPoint('new:adopted');
+      channel.send({ t: 'adopted', seq: m.seq } satisfies Wire).catch(() => undefined);
+    }
   };
   const onEnd = (): void => {
     for (const batch of held.values()) for (const fd of batch.fds) native().close(fd);

@@ -7,7 +7,8 @@
  *   old:ready      the new one's READY=1 came                    new:ready      READY=1 is sent to the old process
  *   old:handing    the first batch of connections is sent        new:holding    a batch came, `held` is not sent yet
  *                  to the new process, not held yet             new:held       `held` is sent, the release not come yet
- *                                                                new:adopted    the first connections released are adopted
+ *                                                                new:adopted    the first connections released are adopted,
+ *                                                                               `adopted` not sent yet
  *   old:handed     what was ready is handed over (MAINPID= next)
  *   old:mainpid    MAINPID=<new> was sent to the manager         new:confirmed  the old process said: you are the main process
  *   old:barrier    the manager processed it (BARRIER=1)          new:acked      ACK=1 is sent back

@@ -145,6 +145,7 @@ export class HandoverSender {
   readonly #passing = new Map<Socket, Promise<PassOutcome>>();
   readonly #stops: Array<() => void> = [];
   #active = true;
+  #peerGone = false;
   #timer: NodeJS.Timeout | undefined;
   #again = false;
   #round: Promise<void> | undefined;
@@ -202,6 +203,14 @@ export class HandoverSender {
   /** False once the hand-over is over: closed, or the new process gone. */
   get active(): boolean {
     return this.#active;
+  }
+
+  /**
+   * True once the new process's end of the socket is closed: it is dead, or dying (a process
+   * closes its fds as it exits, before /proc shows it gone), since it never closes it otherwise.
+   */
+  get peerGone(): boolean {
+    return this.#peerGone;
   }
 
   async #firstRound(): Promise<void> {
@@ -329,8 +338,8 @@ export class HandoverSender {
 
   /** The new process is gone: nothing more passes, and the connections left drain here. */
   #ended(): void {
-    if (!this.#active) return;
-    this.#stop();
+    this.#peerGone = true;
+    if (this.#active) this.#stop();
   }
 
   #stop(): void {

@@ -252,7 +252,7 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
     const warn = (error: Error): void => this.#warn(error);
     this.#handover = await startHandover(launched, pid, ready, { drain: this.#drain, events: this, warn, heldTimeoutMs: Math.min(10_000, timeoutMs) });
     if (this.#role !== 'main') return this.#giveUp(launched, pid, this.#error('ERR_SD_UPGRADE_FAILED', 'the upgrade was cancelled: this process is stopping'));
-    if (!isAlive(pid) || launched.channel.ended) return this.#giveUp(launched, pid, this.#error('ERR_SD_SERVICE_EXITED', `the new process (pid ${pid}) ended while connections were handed over to it`));
+    if (!isAlive(pid) || launched.channel.ended || this.#handover?.peerGone) return this.#giveUp(launched, pid, this.#error('ERR_SD_SERVICE_EXITED', `the new process (pid ${pid}) ended while connections were handed over to it`));
     faultPoint('old:handed');
 
     // 3. MAINPID=, and the barrier: the manager has acted on it once that returns.
