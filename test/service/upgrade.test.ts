@@ -1,15 +1,11 @@
-import type { ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { upgrader } from '../../src/index.js';
-import type { NotifyMessage } from '../../src/shared/notify-receiver.js';
 import { httpGet, udpRequest } from '../support/network.js';
-import { openReceiver } from '../support/notify.js';
-import { alive, prepareService, sleep, UPGRADE_SERVICE, type ServiceConfig, type ServiceDir } from '../support/upgrade-harness.js';
-import { RUNTIME, spawnService } from '../support/runtime.js';
+import { alive, sleep, type ServiceConfig, type ServiceDir } from '../support/upgrade-harness.js';
+import { get, LocalServices, responses, streamClient, waitFor, type Messages, type Started, type StreamClient } from '../support/upgrade-local.js';
+import { RUNTIME } from '../support/runtime.js';
 
 /*
  * upgrader() between real processes, with a NotifyReceiver standing in for systemd's notify
@@ -17,90 +13,19 @@ import { RUNTIME, spawnService } from '../support/runtime.js';
  * Under a real systemd and under load: test/e2e/upgrade.test.ts.
  */
 
-/** Every notify message, in order, with a way to wait for one. */
-class Messages {
-  readonly all: NotifyMessage[] = [];
-  readonly #receiver: ReturnType<typeof openReceiver>;
-
-  constructor() {
-    this.#receiver = openReceiver();
-    this.#receiver.receiver.on('message', (m) => {
-      this.all.push(m);
-      // As systemd: the fds it does not keep are closed, which answers a BARRIER=1.
-      for (const fd of m.fds) closeSync(fd);
-    });
-  }
-
-  get address(): string {
-    return this.#receiver.receiver.address;
-  }
-
-  async wait(what: string, match: (m: NotifyMessage) => boolean, timeoutMs = 10_000): Promise<NotifyMessage> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = this.all.find(match);
-      if (found) return found;
-      if (Date.now() > deadline) throw new Error(`no notify message ${what} within ${timeoutMs} ms; got ${JSON.stringify(this.all.map((m) => [m.pid, m.text]))}`);
-      await sleep(10);
-    }
-  }
-
-  close(): void {
-    this.#receiver.close();
-  }
-}
-
 describe('upgrader(): hand-over to a new process', function () {
   this.timeout(30_000);
-  let dir: string;
+  const local = new LocalServices();
   let messages: Messages | undefined;
-  const children: ChildProcess[] = [];
-  const pids = new Set<number>();
+  const pids = local.pids;
 
-  beforeEach(function () {
-    dir = mkdtempSync(join(tmpdir(), 'sd-activate-'));
-  });
+  beforeEach(() => local.setUp());
+  afterEach(() => local.tearDown());
 
-  afterEach(function () {
-    for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    for (const pid of pids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-    pids.clear();
-    messages?.close();
-    messages = undefined;
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  /** Starts the service as a service manager would, without sockets: it opens and stores its own. */
-  async function start(config: ServiceConfig, env: Record<string, string | undefined> = {}): Promise<{ service: ServiceDir; child: ChildProcess; exit: Promise<number | null>; pid: number }> {
-    const service = await prepareService(dir, config);
-    messages = new Messages();
-    const childEnv: NodeJS.ProcessEnv = { ...process.env, NOTIFY_SOCKET: messages.address };
-    delete childEnv.INVOCATION_ID;
-    for (const [key, value] of Object.entries(env)) {
-      if (value === undefined) delete childEnv[key];
-      else childEnv[key] = value;
-    }
-    const child = spawnService(UPGRADE_SERVICE, [service.dir], { env: childEnv, stdio: ['ignore', 'inherit', 'inherit'] });
-    children.push(child);
-    const pid = child.pid!;
-    pids.add(pid);
-    const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    await waitFor(() => service.events().includes(`ready ${pid} v1`), `pid ${pid} ready`);
-    return { service, child, exit, pid };
-  }
-
-  async function waitFor(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!condition()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await sleep(10);
-    }
+  async function start(config: ServiceConfig, env: Record<string, string | undefined> = {}): Promise<Started> {
+    const started = await local.start(config, env);
+    messages = local.messages;
+    return started;
   }
 
   async function waitForValue<T>(value: () => T | undefined, what: string, timeoutMs = 10_000): Promise<T> {
@@ -136,20 +61,9 @@ describe('upgrader(): hand-over to a new process', function () {
   }
 
   /** A keep-alive HTTP client on one connection, with what it got. */
-  function keepAlive(service: ServiceDir): { socket: Socket; text: string; ended: boolean; error: string | undefined; get(path: string): void; bodies(): string[] } {
-    const socket = connect({ host: '127.0.0.1', port: service.webPort });
-    const client = {
-      socket,
-      text: '',
-      ended: false,
-      error: undefined as string | undefined,
-      get: (path: string) => void socket.write(`GET ${path} HTTP/1.1\r\nHost: test\r\n\r\n`),
-      bodies: () => client.text.split('HTTP/1.1 ').slice(1).map((response) => response.slice(response.indexOf('\r\n\r\n') + 4)),
-    };
-    socket.setEncoding('utf8').on('data', (d: string) => (client.text += d));
-    socket.on('end', () => (client.ended = true));
-    socket.on('error', (error) => (client.error = error.message));
-    return client;
+  function keepAlive(service: ServiceDir): StreamClient & { get(path: string): void; bodies(): string[] } {
+    const client = streamClient({ host: '127.0.0.1', port: service.webPort });
+    return Object.assign(client, { get: (path: string) => client.write(get(path)), bodies: () => responses(client.text).map((r) => r.body) });
   }
 
   const servedBy = async (service: ServiceDir): Promise<number> => Number((await httpGet({ host: '127.0.0.1', port: service.webPort }, '/')).body.split(' ')[0]);
@@ -291,10 +205,11 @@ describe('upgrader(): hand-over to a new process', function () {
     if (RUNTIME === 'deno') {
       // Deno cannot hand connections over: the upgrade says so, and the connections drain.
       await waitFor(() => service.events().includes(`warning-ERR_SD_UNSUPPORTED_RUNTIME ${pid} v1`), 'the warning');
+      await waitFor(() => service.events().includes(`upgraded-to-${next} ${pid} v1`), 'the switch');
       idle.get('/');
       await waitFor(() => idle.ended, 'the end of the idle connection');
       expect(idle.bodies()).to.deep.equal([`${pid} v1\n`, `${pid} v1\n`]);
-      expect(idle.text.toLowerCase()).to.include('connection: close');
+      expect(responses(idle.text)[1]!.connection).to.equal('close');
       expect(await exit).to.equal(0);
       return;
     }
@@ -304,7 +219,7 @@ describe('upgrader(): hand-over to a new process', function () {
     busy.get('/');
     await waitFor(() => idle.bodies().length === 2 && busy.bodies().length === 2, 'the answers of the new process');
     expect([idle.bodies()[1], busy.bodies()[1]]).to.deep.equal([`${next} v2\n`, `${next} v2\n`]);
-    expect(idle.text.toLowerCase() + busy.text.toLowerCase()).to.not.include('connection: close');
+    expect([...responses(idle.text), ...responses(busy.text)].map((r) => r.connection)).to.deep.equal(['keep-alive', 'keep-alive', 'keep-alive', 'keep-alive']);
     expect([idle.ended, busy.ended, idle.error, busy.error]).to.deep.equal([false, false, undefined, undefined]);
     expect(service.events().filter((e) => e.startsWith('passed-http-'))).to.have.length(2);
     idle.socket.destroy();

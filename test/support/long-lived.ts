@@ -65,10 +65,12 @@ export class LineClient implements LongLivedClient {
   readonly #timer: NodeJS.Timeout;
   #text = '';
   #closing = false;
+  #port: number | undefined;
 
   constructor(name: string, port: number, intervalMs: number) {
     this.name = name;
     this.#socket = connect({ host: '127.0.0.1', port });
+    this.#socket.once('connect', () => (this.#port = this.#socket.localPort));
     this.#socket.setEncoding('utf8');
     this.#socket.on('data', (chunk: string) => {
       this.#text += chunk;
@@ -94,7 +96,7 @@ export class LineClient implements LongLivedClient {
   }
 
   get localPort(): number | undefined {
-    return this.#socket.localPort;
+    return this.#port;
   }
 
   async stop(timeoutMs = 5000): Promise<void> {
@@ -121,14 +123,18 @@ export class KeepAliveClient implements LongLivedClient {
   readonly #ports = new Set<number>();
   #port: number | undefined;
 
-  constructor(name: string, port: number, intervalMs: number) {
+  readonly #path: string;
+
+  /** `path`: what is asked for, `/` or `/slow` (answered after 500 ms), with `?SEQ` appended. */
+  constructor(name: string, port: number, intervalMs: number, path = '/') {
     this.name = name;
+    this.#path = path;
     this.#timer = setInterval(() => this.#get(port), intervalMs);
   }
 
   #get(port: number): void {
     const seq = ++this.sent;
-    const req = request({ host: '127.0.0.1', port, path: `/?${seq}`, agent: this.#agent }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path: `${this.#path}?${seq}`, agent: this.#agent }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (body += chunk));
