@@ -14,8 +14,10 @@ export interface UpgraderOptions extends StopOptions {
   /**
    * What this process serves: net/http/https servers and dgram sockets from the adapters, a
    * worker pool, or anything with a close() (callback or promise). They stop accepting (and
-   * reading) at the hand-over and on a stop; http servers answer what is in flight with
-   * `Connection: close` instead of cutting idle connections.
+   * reading) at the hand-over and on a stop. At an upgrade, the HTTP/1.1 connections of plain
+   * http servers (from the http, Express and Fastify adapters too) pass to the new process, idle
+   * ones at once, busy ones right after their response; https and http2 ones drain: what is in
+   * flight is answered with `Connection: close` (HTTP/2: GOAWAY) instead of cutting idle connections.
    *
    * Or a function that starts them (`() => listen('web', handler)`): it is called once
    * everything the upgrader needs is loaded, and READY=1 follows at once, so that a new process
