@@ -28,10 +28,10 @@ import { sendConnections, type OutgoingConnection } from './connection-handover.
 import type { Drain } from './drain.js';
 import { HandoverChannel } from './handover-channel.js';
 import { handoverHttpServers, httpIdleCheck, httpIdleSupported, idleFor, onHttpActivity } from './http-idle.js';
-import { connectionFd } from './node-private.js';
+import { PassQueue } from './handover-pass.js';
 import type { Message } from './upgrade-channel.js';
 import { handoverRuntime, takeHandover, type Launched } from './upgrade-launcher.js';
-import type { PassOutcome, UpgraderEvents } from './upgrade-types.js';
+import type { UpgraderEvents } from './upgrade-types.js';
 
 /** What the new process says first on the hand-over socket: the version of this protocol, and the servers it adopts HTTP connections for. */
 export interface Hello {
@@ -45,8 +45,6 @@ export type ConnectionRecord = { k: 'http'; server: string; idleMs?: number } | 
 
 /** How long the new process's hello may take: it is sent before its READY=1, so it is queued already. */
 const HELLO_TIMEOUT_MS = 2000;
-/** The largest state one connection may carry (its JSON). */
-export const MAX_STATE_BYTES = 65_536;
 /** How often connections that were busy are looked at again, besides after each response. */
 const SWEEP_MS = 100;
 
@@ -116,22 +114,6 @@ function hello(channel: HandoverChannel): Promise<Hello | undefined> {
   });
 }
 
-/**
- * @throws TypeError when `state` is not JSON, or its JSON is over {@link MAX_STATE_BYTES} bytes
- *   (a batch of connections goes in one message, which the kernel bounds)
- */
-function checkState(state: unknown): void {
-  let text: string | undefined;
-  try {
-    text = JSON.stringify(state);
-  } catch (error) {
-    throw new TypeError(`the state of a connection must be JSON: ${(error as Error).message}`);
-  }
-  if (text !== undefined && Buffer.byteLength(text) > MAX_STATE_BYTES) {
-    throw new TypeError(`the state of a connection must be at most ${MAX_STATE_BYTES} bytes of JSON; this one is ${Buffer.byteLength(text)}`);
-  }
-}
-
 /** One upgrade's hand-over, from its first round until close(). */
 export class HandoverSender {
   readonly #channel: HandoverChannel;
@@ -141,12 +123,12 @@ export class HandoverSender {
   readonly #inFlight = new Set<Socket>();
   /** Rounds and pass() batches under way: close() waits for them, since each release must reach the new process. */
   readonly #running = new Set<Promise<unknown>>();
-  readonly #queue: Array<{ socket: Socket; state: unknown; resolve: (outcome: PassOutcome) => void }> = [];
-  readonly #passing = new Map<Socket, Promise<PassOutcome>>();
+  /** The application's pass() calls. */
+  readonly #passes: PassQueue;
   readonly #stops: Array<() => void> = [];
   #active = true;
   #peerGone = false;
-  #timer: NodeJS.Timeout | undefined;
+  #immediate: NodeJS.Immediate | undefined;
   #again = false;
   #round: Promise<void> | undefined;
 
@@ -154,6 +136,10 @@ export class HandoverSender {
     this.#channel = channel;
     this.#context = context;
     this.#http = http;
+    this.#passes = new PassQueue(
+      (items) => this.#send(items.map(({ socket, state }) => ({ socket, state: { k: 'raw', state } satisfies ConnectionRecord })), (socket) => socket.writableLength === 0),
+      (socket) => this.#inFlight.has(socket),
+    );
     channel.setMaxListeners(0);
     channel.once('end', () => this.#ended());
     channel.once('error', (error) => {
@@ -230,7 +216,7 @@ export class HandoverSender {
       this.#stops.push(() => clearInterval(sweep));
     }
     try {
-      events.emit('handover', { pid: this.#context.pid, pass: (socket, state) => this.pass(socket, state) });
+      events.emit('handover', { pid: this.#context.pid, pass: (socket, state) => this.#passes.pass(socket, state) });
     } catch (error) {
       this.#context.warn(error instanceof Error ? error : new Error(String(error)));
     }
@@ -241,52 +227,29 @@ export class HandoverSender {
   }
 
   /**
-   * Hands `socket` over with `state` (JSON), for the 'handover' event's `pass`.
-   *
-   * @throws (rejects) TypeError when `socket` is not a net.Socket or `state` is not JSON;
-   *   SystemdError `ERR_SD_FD_UNSUITABLE` for a TLS socket, `ERR_SD_FD_INVALID` for one that is
-   *   destroyed or not connected, `ERR_SD_NODE_UNSUPPORTED` when this Node keeps the fd elsewhere
+   * Looks at the HTTP connections again once this turn of the event loop is over (a response
+   * finished, a connection came): those of one turn together. Not later: a client's next request
+   * takes the loop's next turn at the earliest, so a connection whose response just finished is
+   * still idle then, also with a client that sends its requests back to back.
    */
-  pass(socket: Socket, state: unknown): Promise<PassOutcome> {
-    try {
-      connectionFd(socket);
-      checkState(state);
-    } catch (error) {
-      return Promise.reject(error as Error);
-    }
-    const already = this.#passing.get(socket);
-    if (already) return already;
-    if (!this.#active) return Promise.resolve('kept');
-    const outcome = new Promise<PassOutcome>((resolve) => {
-      this.#queue.push({ socket, state, resolve });
-      if (this.#queue.length === 1) setImmediate(() => void this.#flush());
-    });
-    this.#passing.set(socket, outcome);
-    void outcome.then(() => this.#passing.delete(socket));
-    return outcome;
-  }
-
-  /** Sends what pass() collected so far, as one call (batches of 253). */
-  #flush(): Promise<void> {
-    const items = this.#queue.splice(0);
-    if (items.length === 0) return Promise.resolve();
-    const kept = items.filter((item) => !this.#active || this.#inFlight.has(item.socket));
-    for (const item of kept) item.resolve('kept');
-    const outgoing = items.filter((item) => !kept.includes(item));
-    const records = outgoing.map(({ socket, state }) => ({ socket, state: { k: 'raw', state } satisfies ConnectionRecord }));
-    return this.#send(records, () => true).then((passed) => {
-      for (const item of outgoing) item.resolve(passed.has(item.socket) ? 'passed' : 'kept');
-    });
-  }
-
-  /** Looks at the HTTP connections again soon (a response finished, a connection came): a few at once. */
   #schedule(): void {
-    if (!this.#active || this.#timer) return;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
+    if (!this.#active || this.#immediate) return;
+    this.#immediate = setImmediate(() => {
+      this.#immediate = undefined;
       if (this.#round) this.#again = true;
       else void this.#httpRound();
-    }, 1);
+    });
+  }
+
+  /**
+   * From `ms` from now on, the responses of the connections that have not passed yet say
+   * `Connection: close` again: a client that never leaves its connection idle (requests back to
+   * back, or pipelined) reconnects by itself before the deadline cuts what is left.
+   */
+  closeBusyAfter(ms: number): void {
+    const timer = setTimeout(() => this.#context.drain.handingOver(undefined), ms);
+    timer.unref();
+    this.#stops.push(() => clearTimeout(timer));
   }
 
   /** Hands over every HTTP connection that is ready now. */
@@ -344,10 +307,10 @@ export class HandoverSender {
 
   #stop(): void {
     this.#active = false;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    if (this.#immediate) clearImmediate(this.#immediate);
+    this.#immediate = undefined;
     for (const stop of this.#stops.splice(0)) stop();
-    for (const item of this.#queue.splice(0)) item.resolve('kept');
+    this.#passes.stop();
   }
 
   /**

@@ -15,14 +15,14 @@ import { receiveHandover } from '../../src/service/handover-receiver.js';
 import { HandoverSender } from '../../src/service/handover-sender.js';
 import { handoverHttpServers } from '../../src/service/http-idle.js';
 import { IncomingConnections } from '../../src/service/incoming-connections.js';
-import type { UpgraderEvents } from '../../src/service/upgrade-types.js';
+import type { HandoverEvent, UpgraderEvents } from '../../src/service/upgrade-types.js';
 import { native } from '../../src/native/addon.js';
 import { useResources } from '../support/resources.js';
 
 describe('connection hand-over: pass(), its events and its refusals', () => {
   const r = useResources();
 
-  async function setUp(): Promise<{ sender: HandoverSender; old: EventEmitter<UpgraderEvents>; next: EventEmitter<UpgraderEvents>; warnings: Error[]; connect: () => Promise<{ client: net.Socket; accepted: net.Socket }> }> {
+  async function setUp(): Promise<{ sender: HandoverSender; pass: HandoverEvent['pass']; old: EventEmitter<UpgraderEvents>; next: EventEmitter<UpgraderEvents>; warnings: Error[]; connect: () => Promise<{ client: net.Socket; accepted: net.Socket }> }> {
     const [a, b] = native().seqpacketPair() as [number, number];
     const old = new EventEmitter<UpgraderEvents>();
     const next = new EventEmitter<UpgraderEvents>();
@@ -34,8 +34,11 @@ describe('connection hand-over: pass(), its events and its refusals', () => {
     const iterator = incoming.iterate();
     const receiverEnded = iterator.next();
     r.defer(() => receiverEnded);
+    let pass: HandoverEvent['pass'] | undefined;
+    old.once('handover', (event) => (pass = event.pass));
     const sender = await HandoverSender.start({ fd: a, pid: process.pid, drain: new Drain([], { idleConnections: 'drain' }), events: old, warn, heldTimeoutMs: 2000 });
     expect(sender, 'the receiving side said hello').to.not.equal(undefined);
+    expect(pass, "the 'handover' event").to.be.a('function');
     r.defer(() => sender!.close());
     const server = r.node(net.createServer());
     server.listen(0, '127.0.0.1');
@@ -47,7 +50,7 @@ describe('connection hand-over: pass(), its events and its refusals', () => {
       await once(client, 'connect');
       return { client, accepted: r.node(socket) };
     };
-    return { sender: sender!, old, next, warnings, connect };
+    return { sender: sender!, pass: pass!, old, next, warnings, connect };
   }
 
   const codeOf = async (outcome: Promise<unknown>): Promise<string> => {
@@ -60,14 +63,14 @@ describe('connection hand-over: pass(), its events and its refusals', () => {
   };
 
   it("passes a connection with its state: 'passed' on the old side, 'connection' on the new one, and the client talks on", async () => {
-    const { sender, old, next, connect } = await setUp();
+    const { pass, old, next, connect } = await setUp();
     const { client, accepted } = await connect();
     const localPort = accepted.localPort;
     accepted.on('data', () => expect.fail('the old side read after the hand-over'));
     const passed: unknown[] = [];
     old.on('passed', (event) => passed.push(event));
     const adopted = once(next, 'connection');
-    expect(await sender.pass(accepted, { user: 'ada', seen: [1, 2] })).to.equal('passed');
+    expect(await pass(accepted, { user: 'ada', seen: [1, 2] })).to.equal('passed');
     const [socket, state] = (await adopted) as [net.Socket, unknown];
     r.node(socket);
     expect(state).to.deep.equal({ user: 'ada', seen: [1, 2] });
@@ -79,21 +82,21 @@ describe('connection hand-over: pass(), its events and its refusals', () => {
   });
 
   it('refuses what it cannot pass, with nothing paused: TypeError, ERR_SD_FD_UNSUITABLE, ERR_SD_FD_INVALID', async () => {
-    const { sender, connect } = await setUp();
+    const { pass, connect } = await setUp();
     const { client, accepted } = await connect();
-    expect(await codeOf(sender.pass({} as net.Socket, 1))).to.equal('TypeError');
+    expect(await codeOf(pass({} as net.Socket, 1))).to.equal('TypeError');
     const circular: Record<string, unknown> = {};
     circular.self = circular;
-    expect(await codeOf(sender.pass(accepted, circular))).to.equal('TypeError');
-    expect(await codeOf(sender.pass(accepted, { big: 'x'.repeat(70_000) }))).to.equal('TypeError');
-    expect(await codeOf(sender.pass(accepted, 10n))).to.equal('TypeError');
+    expect(await codeOf(pass(accepted, circular))).to.equal('TypeError');
+    expect(await codeOf(pass(accepted, { big: 'x'.repeat(70_000) }))).to.equal('TypeError');
+    expect(await codeOf(pass(accepted, 10n))).to.equal('TypeError');
     const secure = new tls.TLSSocket((await connect()).accepted, { isServer: false });
     secure.on('error', () => undefined);
-    expect(await codeOf(sender.pass(secure, 1))).to.equal('ERR_SD_FD_UNSUITABLE');
+    expect(await codeOf(pass(secure, 1))).to.equal('ERR_SD_FD_UNSUITABLE');
     secure.destroy();
     const gone = (await connect()).accepted;
     gone.destroy();
-    expect(await codeOf(sender.pass(gone, 1))).to.equal('ERR_SD_FD_INVALID');
+    expect(await codeOf(pass(gone, 1))).to.equal('ERR_SD_FD_INVALID');
     // The connection that was refused is still this side's, reading as before.
     const got = once(accepted, 'data');
     client.write('still here');
@@ -101,27 +104,52 @@ describe('connection hand-over: pass(), its events and its refusals', () => {
   });
 
   it('once the hand-over is over, pass() keeps the connection here: kept, reading as before', async () => {
-    const { sender, connect } = await setUp();
+    const { sender, pass, connect } = await setUp();
     const { client, accepted } = await connect();
     await sender.close();
-    expect(await sender.pass(accepted, 1)).to.equal('kept');
+    expect(await pass(accepted, 1)).to.equal('kept');
     const got = once(accepted, 'data');
     client.write('mine');
     expect(String((await got)[0])).to.equal('mine');
   });
 
   it('the same socket passed twice at once: one hand-over, the same outcome', async () => {
-    const { sender, next, connect } = await setUp();
+    const { pass, next, connect } = await setUp();
     const { accepted } = await connect();
     let adopted = 0;
     next.on('connection', (socket) => {
       adopted++;
       r.node(socket);
     });
-    const outcomes = await Promise.all([sender.pass(accepted, 1), sender.pass(accepted, 1)]);
+    const outcomes = await Promise.all([pass(accepted, 1), pass(accepted, 1)]);
     expect(outcomes).to.deep.equal(['passed', 'passed']);
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(adopted).to.equal(1);
+  });
+
+  it("waits for what the application wrote to reach the kernel before it lets the socket go: the client gets all of it, then the new side's", async () => {
+    const { pass, next, connect } = await setUp();
+    const { client, accepted } = await connect();
+    // The client reads nothing yet: 8 MiB stay in Node's buffer, above what the kernel takes.
+    client.pause();
+    const big = Buffer.alloc(8 * 1024 * 1024, 7);
+    accepted.write(big);
+    expect(accepted.writableLength).to.be.above(0);
+    next.on('connection', (socket: net.Socket) => r.node(socket).end('END'));
+    let outcome: string | undefined;
+    const passing = pass(accepted, 1).then((o) => (outcome = o));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(outcome, 'not while the writes wait').to.equal(undefined);
+    const chunks: Buffer[] = [];
+    client.on('data', (chunk: Buffer) => chunks.push(chunk));
+    client.resume();
+    await once(client, 'end');
+    await passing;
+    expect(outcome).to.equal('passed');
+    const got = Buffer.concat(chunks);
+    expect(got.length).to.equal(big.length + 3);
+    expect(got.subarray(big.length).toString()).to.equal('END');
+    expect(got.subarray(0, big.length).equals(big)).to.equal(true);
   });
 
   it('HTTP connections pass by themselves from plain http servers only: not https (TLS), not http2', () => {
