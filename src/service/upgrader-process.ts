@@ -359,6 +359,7 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
       notifyStopping: how === 'main' && wasMain ? () => this.#send({ STOPPING: 1, STATUS: 'Stopping' }) : undefined,
       before: async () => {
         this.#next.discard();
+        this.#handover?.closeBusyAfter((this.#options.stopTimeoutMs ?? 10_000) / 2);
         // A new process not handed over to yet is rolled back (the upgrade sees the role change).
         const current = this.#current;
         const upgrading = this.#upgrading;

@@ -45,6 +45,62 @@ describe('upgrader(): established connections pass to the new process', function
     client.socket.destroy();
   });
 
+  it('a client that sends each request as soon as the last is answered: its connection passes between two of them', async () => {
+    const started = await local.start({ mode: 'store' });
+    const client = streamClient({ host: '127.0.0.1', port: started.service.webPort });
+    const answers: Array<{ connection: string | undefined; body: string }> = [];
+    let rest = '';
+    let stop = false;
+    client.socket.on('data', (chunk: string) => {
+      rest += chunk;
+      // Each whole answer as it comes, and the next request right away, on the same connection.
+      for (let parsed = responses(rest)[0]; parsed; parsed = responses(rest)[0]) {
+        answers.push(parsed);
+        rest = rest.slice(rest.indexOf('\r\n\r\n') + 4 + Buffer.byteLength(parsed.body));
+        if (!stop) client.write(get('/'));
+      }
+    });
+    client.write(get('/'));
+    await waitFor(() => answers.length > 50, 'requests back to back');
+    const next = await local.upgrade(started, started.pid, 'v2');
+    await waitFor(() => answers.some((a) => a.body === `${next} v2\n`) || client.ended, 'an answer of the new process');
+    stop = true;
+    expect([client.ended, client.error]).to.deep.equal([false, undefined]);
+    expect(answers.filter((a) => a.connection !== 'keep-alive')).to.deep.equal([]);
+    const firstNew = answers.findIndex((a) => a.body === `${next} v2\n`);
+    expect(answers.slice(firstNew).every((a) => a.body === `${next} v2\n`), 'once passed, only the new process answers').to.equal(true);
+    expect(await started.exit).to.equal(0);
+    client.socket.destroy();
+  });
+
+  it('a connection never idle (always a request pipelined behind the one answered): told Connection: close halfway to the deadline, not cut at it', async () => {
+    const started = await local.start({ mode: 'store', stopTimeoutMs: 3000 });
+    const client = streamClient({ host: '127.0.0.1', port: started.service.webPort });
+    let sent = 0;
+    let seen = 0;
+    client.socket.on('data', () => {
+      const now = responses(client.text);
+      for (; seen < now.length; seen++) {
+        if (now[seen]!.connection === 'close') return;
+        sent++;
+        client.write(get('/slow?ms=30'));
+      }
+    });
+    sent = 2;
+    // Slow requests, two at a time: when one is answered the next is in Node already.
+    client.write(get('/slow?ms=30') + get('/slow?ms=30'));
+    await waitFor(() => seen > 5, 'requests pipelined');
+    await local.upgrade(started, started.pid, 'v2');
+    await waitFor(() => client.ended || client.error !== undefined, `the end of the connection (${responses(client.text).length} answers, last ${JSON.stringify(responses(client.text).at(-1))}, sent ${sent}, events ${started.service.events().join(', ')})`, 10_000);
+    const all = responses(client.text);
+    expect(client.error).to.equal(undefined);
+    // Each request answered, by the old process, the last one saying Connection: close.
+    expect(all.slice(0, -1).every((r) => r.connection === 'keep-alive' && r.body === `${started.pid} v1\n`)).to.equal(true);
+    expect(all.at(-1)!.connection).to.equal('close');
+    expect(all.length, 'requests answered (the ones sent after the close are not read)').to.be.at.least(sent - 1);
+    expect(started.service.events().filter((e) => e.startsWith('passed-'))).to.deep.equal([]);
+  });
+
   for (const kind of ['TCP', 'unix'] as const) {
     it(`a raw ${kind} connection passes with its state, a line cut in two included, to the new process's 'connection' listener`, async () => {
       const started = await local.start({ mode: 'store', lines: kind === 'TCP' ? true : 'unix' });
