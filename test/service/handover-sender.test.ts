@@ -152,6 +152,30 @@ describe('connection hand-over: pass(), its events and its refusals', () => {
     expect(got.subarray(0, big.length).equals(big)).to.equal(true);
   });
 
+  it('a Node without the idle connections list: HTTP connections are not handed over, and a warning says so once', async () => {
+    const server = r.node(http.createServer() as unknown as net.Server) as unknown as http.Server;
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const key = Object.getOwnPropertySymbols(server).find((symbol) => symbol.description === 'http.server.connections')!;
+    const list = (server as unknown as Record<symbol, unknown>)[key];
+    // What a Node that keeps it elsewhere looks like to sd-activate (no connection comes meanwhile).
+    (server as unknown as Record<symbol, unknown>)[key] = {};
+    r.defer(() => ((server as unknown as Record<symbol, unknown>)[key] = list));
+    const warnings: Error[] = [];
+    for (let i = 0; i < 2; i++) {
+      const [a, b] = native().seqpacketPair() as [number, number];
+      const next = new EventEmitter<UpgraderEvents>();
+      const incoming = new IncomingConnections(next, () => undefined, 1000, true);
+      receiveHandover(b, [server], incoming, () => undefined);
+      const ended = incoming.iterate().next();
+      const sender = await HandoverSender.start({ fd: a, pid: process.pid, drain: new Drain([server], { idleConnections: 'drain' }), events: new EventEmitter(), warn: (e) => warnings.push(e), heldTimeoutMs: 2000 });
+      await sender!.close();
+      await ended;
+    }
+    expect(warnings.map((w) => (w as { code?: string }).code)).to.deep.equal(['ERR_SD_NODE_UNSUPPORTED']);
+    expect(warnings[0]!.message).to.match(/HTTP connections are not handed over at upgrades, they drain/);
+  });
+
   it('HTTP connections pass by themselves from plain http servers only: not https (TLS), not http2', () => {
     const plain = http.createServer();
     const servers = [https.createServer(), http2.createServer(), plain, http.createServer(), new net.Server()];
