@@ -247,6 +247,7 @@ export class HandoverSender {
    * back, or pipelined) reconnects by itself before the deadline cuts what is left.
    */
   closeBusyAfter(ms: number): void {
+    if (!this.#active) return;
     const timer = setTimeout(() => this.#context.drain.handingOver(undefined), ms);
     timer.unref();
     this.#stops.push(() => clearTimeout(timer));
@@ -295,7 +296,13 @@ export class HandoverSender {
     const result = await sending;
     this.#running.delete(sending);
     for (const item of items) this.#inFlight.delete(item.socket);
-    for (const event of told) events.emit('passed', event);
+    for (const event of told) {
+      try {
+        events.emit('passed', event);
+      } catch (error) {
+        this.#context.warn(error instanceof Error ? error : new Error(String(error)));
+      }
+    }
     return new Set(result.passed);
   }
 
