@@ -69,7 +69,7 @@ const CANNOT = {
       'hands over on SIGHUP: the new process gets every socket by name, MAINPID= and READY=1 come from the old one, which then exits',
       'rolls back a new version that exits before READY=1, and one not ready in time: the old process serves on',
       'sockets the new version opens itself are stored once it is the main process, not before',
-      'the old process finishes what it has: a request in flight is answered, and so is the next request of a keep-alive connection',
+      'keep-alive connections stay open: idle, and with a request in flight, which the old process answers; then the new one serves them (Node) or they drain (Deno)',
       'outside a service manager (no NOTIFY_SOCKET) upgrades the same way, telling nobody',
       'run by systemd without a NOTIFY_SOCKET (INVOCATION_ID set), refuses to upgrade and serves on',
       'a stop signal during an upgrade kills the new process, then stops (STOPPING=1 from the main process)',

@@ -52,5 +52,15 @@ export { extendTimeoutWhile, lifecycle, type Closable, type Lifecycle, type Life
 export { fdStoreRemoveUnused, openStoredSocket, type FdStoreRemoveUnusedOptions, type OpenStoredSocketOptions } from './service/fd-store.js';
 export { closeFd, openSocket, type SocketDescription } from './shared/open-socket.js';
 export { type BindAddress } from './core/sockaddr.js';
-export { upgrader, type Upgrader, type UpgradeResult, type UpgraderEvents, type UpgraderOptions } from './service/upgrade.js';
+export {
+  upgrader,
+  type HandedOverConnection,
+  type HandoverEvent,
+  type PassedEvent,
+  type PassOutcome,
+  type Upgrader,
+  type UpgradeResult,
+  type UpgraderEvents,
+  type UpgraderOptions,
+} from './service/upgrade.js';
 export { workerPool, type WorkerPool, type WorkerInfo, type WorkerPoolEvents, type WorkerPoolOptions } from './service/worker-pool.js';

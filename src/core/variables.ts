@@ -15,8 +15,10 @@ export const MANAGER_VARIABLES = [...LISTEN_VARIABLES, 'NOTIFY_SOCKET', 'WATCHDO
 
 /** The variable naming the channel's fd in a process started by an upgrade. @internal */
 export const UPGRADE_FD_VARIABLE = 'SD_ACTIVATE_UPGRADE_FD';
-/** The pid the channel is meant for. @internal */
+/** The pid the channel is meant for (and the hand-over channel too). @internal */
 export const UPGRADE_PID_VARIABLE = 'SD_ACTIVATE_UPGRADE_PID';
+/** The variable naming the connection hand-over channel's fd (a seqpacket socket) in a process started by an upgrade. @internal */
+export const HANDOVER_FD_VARIABLE = 'SD_ACTIVATE_HANDOVER_FD';
 /** The pid of the process that started this one for an upgrade (not its parent: the manager adopts it). @internal */
 export const UPGRADE_FROM_VARIABLE = 'SD_ACTIVATE_UPGRADE_FROM';
 /** The variable naming, in a worker of a pool, the fd whose end of file says the primary is gone. @internal */
@@ -30,4 +32,4 @@ export const WORKER_VARIABLE = 'SD_ACTIVATE_WORKER';
  * The library's own variables between a process and the processes it starts: never inherited by
  * a process started as activated, which gets its own or none.
  */
-export const PRIVATE_VARIABLES = [UPGRADE_FD_VARIABLE, UPGRADE_PID_VARIABLE, UPGRADE_FROM_VARIABLE, LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE, WORKER_VARIABLE] as const;
+export const PRIVATE_VARIABLES = [UPGRADE_FD_VARIABLE, UPGRADE_PID_VARIABLE, HANDOVER_FD_VARIABLE, UPGRADE_FROM_VARIABLE, LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE, WORKER_VARIABLE] as const;

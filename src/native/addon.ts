@@ -37,7 +37,7 @@ export interface NativeBinding {
   seqpacketPair(): [number, number];
   /**
    * One sendmsg(2) with MSG_NOSIGNAL | MSG_DONTWAIT: `payload` (not empty) and up to SCM_MAX_FD fds
-   * by SCM_RIGHTS (more: E2BIG). A full socket throws EAGAIN: wait with watchWritable(). The fds
+   * by SCM_RIGHTS (more: E2BIG). A full socket throws EAGAIN: wait with watchEvents(). The fds
    * stay open here; the receiver gets its own references.
    */
   sendFds(fd: number, payload: Buffer, fds: readonly number[]): number;
@@ -49,10 +49,15 @@ export interface NativeBinding {
   outq(fd: number): number;
   /** fcntl(F_DUPFD_CLOEXEC): another fd for the same open file, close-on-exec. */
   dup(fd: number): number;
-  /** A libuv poll in the event loop: callback(0) while `fd` is readable (level-triggered), callback(errno) when polling fails. */
-  watchReadable(fd: number, callback: (errno: number) => void): object;
-  /** The same as watchReadable() for room to write. */
-  watchWritable(fd: number, callback: (errno: number) => void): object;
+  /**
+   * A libuv poll in the event loop: callback(0, events) while `fd` is readable (level-triggered;
+   * `events` has 1 for readable, 2 for room to write), callback(errno, 0) when polling fails (a
+   * socket error, POLLERR, comes as EBADF, and stops the watcher). One watcher per fd: libuv
+   * refuses a second (EEXIST).
+   */
+  watchReadable(fd: number, callback: (errno: number, events: number) => void): object;
+  /** What a watcher waits for from now on: readability, room to write, or both. */
+  watchEvents(watcher: object, readable: boolean, writable: boolean): void;
   /** Stops a watcher; the fd may be closed right after. Idempotent. */
   unwatch(watcher: object): void;
   /** Whether a watcher keeps the event loop alive. */

@@ -169,15 +169,15 @@ static void watcher_ready(uv_poll_t *poll, int status, int events) {
   watcher *w = (watcher *)poll->data;
   napi_env env = w->env;
   napi_handle_scope scope;
-  napi_value callback, recv, arg, ignored;
-  (void)events;
+  napi_value callback, recv, args[2], ignored;
   if (w->closing || !w->callback) return;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   if (napi_get_reference_value(env, w->callback, &callback) == napi_ok && callback &&
-      napi_get_global(env, &recv) == napi_ok /* napi_make_callback needs an object */ && napi_create_int32(env, status < 0 ? -status : 0, &arg) == napi_ok) {
+      napi_get_global(env, &recv) == napi_ok /* napi_make_callback needs an object */ &&
+      napi_create_int32(env, status < 0 ? -status : 0, &args[0]) == napi_ok && napi_create_int32(env, status < 0 ? 0 : events, &args[1]) == napi_ok) {
     /* napi_make_callback, not napi_call_function: it runs the microtasks and
      * nextTicks the callback queued, as after any other I/O callback. */
-    napi_make_callback(env, w->async_context, recv, callback, 1, &arg, &ignored);
+    napi_make_callback(env, w->async_context, recv, callback, 2, args, &ignored);
     bool pending = false;
     if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
       napi_value error;
@@ -197,11 +197,14 @@ static watcher *get_watcher(napi_env env, napi_value value) {
   return (watcher *)data;
 }
 
-/* watchReadable(fd, callback(errno)) -> watcher. callback(0) each time the
- * fd is readable (level-triggered: until it has been drained), callback(errno)
- * when polling failed. The watcher keeps the loop alive until unref'd. If the
- * environment ends while it still watches, the fd is closed with it.
- * watchWritable(fd, callback(errno)) the same for room to write. */
+/* watchReadable(fd, callback(errno, events)) -> watcher. callback(0, events)
+ * each time the fd is readable (level-triggered: until it has been drained;
+ * events is libuv's mask, UV_READABLE 1 and UV_WRITABLE 2), callback(errno, 0)
+ * when polling failed (libuv reports a socket error, POLLERR, as EBADF, and
+ * stops the watcher). The watcher keeps the loop alive until unref'd. If the
+ * environment ends while it still watches, the fd is closed with it. One
+ * watcher per fd: libuv refuses a second (EEXIST); watchEvents() changes what
+ * the one there waits for. */
 static napi_value watch_fd(napi_env env, napi_callback_info info, int events) {
   napi_value argv[2], name, external;
   size_t argc = 2;
@@ -250,7 +253,23 @@ static napi_value watch_fd(napi_env env, napi_callback_info info, int events) {
 }
 
 static napi_value watch_readable(napi_env env, napi_callback_info info) { return watch_fd(env, info, UV_READABLE); }
-static napi_value watch_writable(napi_env env, napi_callback_info info) { return watch_fd(env, info, UV_WRITABLE); }
+
+/* watchEvents(watcher, readable, writable): what the watcher waits for from now on (uv_poll_start
+ * again on the same handle, as libuv allows). Nothing to do on a closed watcher. */
+static napi_value watch_events(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  size_t argc = 3;
+  bool readable, writable;
+  watcher *w;
+  int err;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 || !(w = get_watcher(env, argv[0])) ||
+      napi_get_value_bool(env, argv[1], &readable) != napi_ok || napi_get_value_bool(env, argv[2], &writable) != napi_ok)
+    return throw_type(env, "watchEvents takes a watcher and two booleans");
+  if (w->closing) return NULL;
+  err = readable || writable ? uv_poll_start(&w->poll, (readable ? UV_READABLE : 0) | (writable ? UV_WRITABLE : 0), watcher_ready) : uv_poll_stop(&w->poll);
+  if (err < 0) return throw_errno(env, -err, "uv_poll_start");
+  return NULL;
+}
 
 /* unwatch(watcher): stops polling; the fd may be closed right after. Idempotent. */
 static napi_value unwatch(napi_env env, napi_callback_info info) {
@@ -286,7 +305,7 @@ int notify_receiver_register(napi_env env, napi_value exports) {
       {"notifyReceiverOpen", NULL, receiver_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"notifyReceive", NULL, receiver_receive, NULL, NULL, NULL, napi_enumerable, NULL},
       {"watchReadable", NULL, watch_readable, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"watchWritable", NULL, watch_writable, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"watchEvents", NULL, watch_events, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unwatch", NULL, unwatch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"watchRef", NULL, watch_ref, NULL, NULL, NULL, napi_enumerable, NULL},
   };

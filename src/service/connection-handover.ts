@@ -15,6 +15,8 @@
  *     no:  keep it, resume it
  *   release {seq, take, keep}       ------>    closes the copies kept; wraps each taken fd in a
  *                                              net.Socket, bytes the old one had buffered first
+ *                                   <------    adopted {seq} (when it took any)
+ *   the batch is done
  *
  * Ownership: the old process until it destroys its socket on `held`; the new process from then
  * on. The new process never reads a connection before `release`, so the old one may take back
@@ -22,10 +24,13 @@
  * connection of that batch is resumed by the old process, which serves on. What was released is
  * the new process's, and dies with it. The old process never reads after the pause that matters:
  * what Node read into the socket's buffer after it is carried in `release`; what the kernel holds
- * stays there for the new reader.
+ * stays there for the new reader. `adopted` tells the old process that the new one has taken what
+ * was released, and is alive after it: an upgrade waits for it before telling the service manager
+ * that the new process is the main one.
  */
 import type { Socket } from 'node:net';
-import { connectionFd } from './connection-fd.js';
+import { connectionFd } from './node-private.js';
+import { faultPoint } from './fault.js';
 import type { HandoverChannel } from './handover-channel.js';
 import { native } from '../native/addon.js';
 
@@ -59,18 +64,28 @@ export interface SendOptions {
    * release keeping them all tells the other side to close its copies, should it answer late.
    */
   heldTimeoutMs?: number;
+  /**
+   * Checked when a batch is held, before anything is given away: false (the other process is
+   * gone, its `held` was its last word) keeps the whole batch here.
+   */
+  peerAlive?: () => boolean;
+  /** Called for each connection right before it is let go (still open, reading stopped). */
+  beforePass?: (socket: Socket) => void;
 }
 
 interface Batch {
   items: Array<OutgoingConnection & { wasFlowing: boolean }>;
   settled: boolean;
   timer?: NodeJS.Timeout;
+  /** Released with connections taken; `adopted` not come yet. */
+  adopting?: boolean;
 }
 
 type Wire =
   | { t: 'batch'; seq: number; states: unknown[] }
   | { t: 'held'; seq: number }
-  | { t: 'release'; seq: number; take: Array<{ i: number; data?: string }>; keep: number[] };
+  | { t: 'release'; seq: number; take: Array<{ i: number; data?: string }>; keep: number[] }
+  | { t: 'adopted'; seq: number };
 
 /**
  * Passes `connections` to the process at the other end of `channel`, in batches, and resolves
@@ -87,8 +102,20 @@ export function sendConnections(channel: HandoverChannel, connections: readonly 
 
   return new Promise<SendResult>((resolve) => {
     let sending = true;
+    /** Releases on their way: the other process needs each one to take what was let go here. */
+    let releasing = 0;
+    const release = (message: Wire): void => {
+      releasing++;
+      channel
+        .send(message)
+        .catch(() => undefined)
+        .finally(() => {
+          releasing--;
+          finish();
+        });
+    };
     const finish = (): void => {
-      if (sending || [...batches.values()].some((b) => !b.settled)) return;
+      if (sending || releasing > 0 || [...batches.values()].some((b) => !b.settled || b.adopting)) return;
       channel.off('message', onMessage);
       channel.off('end', onEnd);
       channel.off('error', onEnd);
@@ -103,6 +130,14 @@ export function sendConnections(channel: HandoverChannel, connections: readonly 
     const onMessage = (message: unknown, fds: number[]): void => {
       for (const fd of fds) native().close(fd);
       const m = message as Wire;
+      if (m?.t === 'adopted') {
+        const batch = batches.get(m.seq);
+        if (!batch?.adopting) return;
+        batch.adopting = false;
+        clearTimeout(batch.timer);
+        finish();
+        return;
+      }
       if (m?.t !== 'held') return;
       const batch = batches.get(m.seq);
       if (!batch || batch.settled) return;
@@ -111,9 +146,10 @@ export function sendConnections(channel: HandoverChannel, connections: readonly 
       // One synchronous block, so that Node reads nothing more between the check and the destroy.
       const take: Array<{ i: number; data?: string }> = [];
       const kept: number[] = [];
+      const peerGone = options.peerAlive !== undefined && !options.peerAlive();
       batch.items.forEach((item, i) => {
         const { socket } = item;
-        if (socket.destroyed || !ready(socket)) {
+        if (peerGone || socket.destroyed || !ready(socket)) {
           kept.push(i);
           keep([item]);
           return;
@@ -124,17 +160,33 @@ export function sendConnections(channel: HandoverChannel, connections: readonly 
         const buffered: Buffer[] = [];
         if (socket.readableLength > 0) {
           socket.removeAllListeners('data');
-          for (let chunk: Buffer | null; (chunk = socket.read() as Buffer | null) !== null; ) buffered.push(chunk);
+          // Strings when the application called setEncoding(): back to the bytes they were.
+          const encoding = socket.readableEncoding ?? undefined;
+          for (let chunk: Buffer | string | null; (chunk = socket.read() as Buffer | string | null) !== null; ) {
+            buffered.push(typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk);
+          }
         }
+        options.beforePass?.(socket);
         socket.destroy();
         result.passed.push(socket);
         take.push(buffered.length ? { i, data: Buffer.concat(buffered).toString('base64') } : { i });
       });
-      channel.send({ t: 'release', seq: m.seq, take, keep: kept } satisfies Wire).catch(() => undefined);
-      finish();
+      if (take.length > 0) {
+        // Done once the other process says it took them (or is gone), or after the same timeout.
+        batch.adopting = true;
+        batch.timer = setTimeout(() => {
+          batch.adopting = false;
+          finish();
+        }, options.heldTimeoutMs ?? 10_000);
+      }
+      release({ t: 'release', seq: m.seq, take, keep: kept });
     };
     const onEnd = (): void => {
       for (const batch of batches.values()) {
+        if (batch.adopting) {
+          batch.adopting = false;
+          clearTimeout(batch.timer);
+        }
         if (batch.settled) continue;
         batch.settled = true;
         clearTimeout(batch.timer);
@@ -148,8 +200,7 @@ export function sendConnections(channel: HandoverChannel, connections: readonly 
       if (!batch || batch.settled) return;
       batch.settled = true;
       keep(batch.items);
-      channel.send({ t: 'release', seq, take: [], keep: batch.items.map((_item, i) => i) } satisfies Wire).catch(() => undefined);
-      finish();
+      release({ t: 'release', seq, take: [], keep: batch.items.map((_item, i) => i) });
     };
     channel.on('message', onMessage);
     channel.once('end', onEnd);
@@ -161,8 +212,9 @@ export function sendConnections(channel: HandoverChannel, connections: readonly 
         socket.pause();
         return { socket, state, wasFlowing };
       });
-      for (let at = 0; at < paused.length; at += size) {
-        let items = paused.slice(at, at + size);
+      const groups = batchesOf(paused, size);
+      for (let g = 0; g < groups.length; g++) {
+        let items = groups[g]!;
         const seq = nextSeq++;
         try {
           // fds are read right before each try: a socket closed meanwhile (its number perhaps
@@ -183,6 +235,7 @@ export function sendConnections(channel: HandoverChannel, connections: readonly 
             batches.set(seq, batch);
             if (channel.trySend({ t: 'batch', seq, states: items.map((item) => item.state) } satisfies Wire, fds)) {
               batch.timer = setTimeout(() => late(seq), options.heldTimeoutMs ?? 10_000);
+              faultPoint('old:handing');
               break;
             }
             batches.delete(seq);
@@ -192,7 +245,7 @@ export function sendConnections(channel: HandoverChannel, connections: readonly 
           // The other process is gone: nothing of this batch or after it leaves this process.
           batches.delete(seq);
           keep(items);
-          keep(paused.slice(at + size));
+          keep(groups.slice(g + 1).flat());
           break;
         }
       }
@@ -203,6 +256,28 @@ export function sendConnections(channel: HandoverChannel, connections: readonly 
 }
 
 let nextSeq = 1;
+
+/** The most JSON one batch carries: the kernel refuses a seqpacket message over its send buffer (about 208 KiB by default). */
+const MAX_BATCH_BYTES = 128 * 1024;
+
+/** `items` cut into batches of at most `size` connections and {@link MAX_BATCH_BYTES} of states. */
+function batchesOf<T extends { state: unknown }>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  let current: T[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    const length = Buffer.byteLength(JSON.stringify(item.state) ?? 'null') + 1;
+    if (current.length > 0 && (current.length === size || bytes + length > MAX_BATCH_BYTES)) {
+      out.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(item);
+    bytes += length;
+  }
+  if (current.length > 0) out.push(current);
+  return out;
+}
 
 /** A connection as the receiving side gets it: its fd, not read by anyone until open(). */
 export interface IncomingConnection {
@@ -235,7 +310,8 @@ export function receiveConnections(
     const m = message as Wire;
     if (m?.t === 'batch' && Array.isArray(m.states) && m.states.length === fds.length && !held.has(m.seq)) {
       held.set(m.seq, { fds, states: m.states });
-      channel.send({ t: 'held', seq: m.seq } satisfies Wire).catch(() => undefined);
+      faultPoint('new:holding');
+      channel.send({ t: 'held', seq: m.seq } satisfies Wire).then(() => faultPoint('new:held'), () => undefined);
       return;
     }
     for (const fd of fds) native().close(fd);
@@ -268,6 +344,10 @@ export function receiveConnections(
     batch.fds.forEach((fd, i) => {
       if (!taken.has(i)) native().close(fd);
     });
+    if (taken.size > 0) {
+      faultPoint('new:adopted');
+      channel.send({ t: 'adopted', seq: m.seq } satisfies Wire).catch(() => undefined);
+    }
   };
   const onEnd = (): void => {
     for (const batch of held.values()) for (const fd of batch.fds) native().close(fd);

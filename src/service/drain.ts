@@ -6,9 +6,11 @@
  * connection accepted a moment ago whose request has not been read yet is one of them, and so is
  * a keep-alive connection on which the client is sending its next request right now: both
  * clients see a reset. So an http server is closed as a net.Server (it stops accepting, nothing
- * more), and every response from then on says `Connection: close`. What happens to idle
- * keep-alive connections is the caller's choice (see DrainOptions.idleConnections). What is left
- * at the deadline is cut.
+ * more), and every response from then on says `Connection: close`, but on a connection that an
+ * upgrade hands over to the new process (see {@link Drain.handingOver}). What happens to idle
+ * keep-alive connections is the caller's choice (see DrainOptions.idleConnections). HTTP/2
+ * sessions are closed gracefully (GOAWAY: the streams in flight finish, the client opens no new
+ * one here). What is left at the deadline is cut.
  *
  * This module holds no state of its own: the lazily loaded upgrade code may carry a copy.
  */
@@ -51,6 +53,14 @@ interface Tracked {
   kind: 'http' | 'net' | 'dgram' | 'other';
   sockets: Set<Socket>;
   responses: Set<ServerResponse>;
+  /** The HTTP/2 sessions of an http2 server. */
+  sessions: Set<{ close(): void }>;
+}
+
+/** The connections a server accepted since its {@link Drain} watches it, still open. */
+export interface TrackedConnections {
+  server: Closable;
+  sockets: ReadonlySet<Socket>;
 }
 
 interface HttpLike {
@@ -79,11 +89,12 @@ export class Drain {
   readonly #options: DrainOptions;
   #draining = false;
   #activity: (() => void) | undefined;
+  #handingOver: ((socket: Socket) => boolean) | undefined;
 
   constructor(servers: readonly Closable[], options: DrainOptions) {
     this.#options = options;
     this.#tracked = servers.map((server) => {
-      const tracked: Tracked = { server, kind: kindOf(server), sockets: new Set(), responses: new Set() };
+      const tracked: Tracked = { server, kind: kindOf(server), sockets: new Set(), responses: new Set(), sessions: new Set() };
       if (tracked.kind === 'http' || tracked.kind === 'net') {
         const net = server as unknown as NetServer;
         net.on('connection', (socket: Socket) => {
@@ -94,11 +105,19 @@ export class Drain {
             this.#activity?.();
           });
         });
+        if (typeof (server as { updateSettings?: unknown }).updateSettings === 'function') {
+          // An http2 server: its sessions, to be sent GOAWAY.
+          net.on('session', (session: { close(): void; once(event: 'close', listener: () => void): unknown }) => {
+            tracked.sessions.add(session);
+            session.once('close', () => tracked.sessions.delete(session));
+            if (this.#draining) session.close();
+          });
+        }
       }
       if (tracked.kind === 'http') {
         // First in line, so that the header is set before any handler can send the response.
-        (server as unknown as NetServer).prependListener('request', (_req: IncomingMessage, res: ServerResponse) => {
-          if (this.#draining) res.setHeader('Connection', 'close');
+        (server as unknown as NetServer).prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
+          if (this.#draining && !this.#handingOver?.(req.socket)) res.setHeader('Connection', 'close');
           tracked.responses.add(res);
           res.once('close', () => tracked.responses.delete(res));
         });
@@ -121,6 +140,23 @@ export class Drain {
   /** Calls `listener` on every connection opened or closed and every datagram read. */
   onActivity(listener: () => void): void {
     this.#activity = listener;
+  }
+
+  /** The connections of each net or http server, as tracked so far (an upgrade hands them over). */
+  connections(): TrackedConnections[] {
+    return this.#tracked.filter((t) => t.kind === 'http' || t.kind === 'net').map((t) => ({ server: t.server, sockets: t.sockets }));
+  }
+
+  /**
+   * While set, a response on a connection for which `keep` is true does not say `Connection:
+   * close` when draining: an upgrade hands that connection over once the response is sent.
+   * Unset (the hand-over is over), every response from then on says it again.
+   */
+  handingOver(keep: ((socket: Socket) => boolean) | undefined): void {
+    this.#handingOver = keep;
+    if (keep === undefined && this.#draining) {
+      for (const t of this.#tracked) for (const res of t.responses) if (!res.headersSent) res.setHeader('Connection', 'close');
+    }
   }
 
   /**
@@ -157,8 +193,9 @@ export class Drain {
         resolve();
       };
       try {
+        for (const session of t.sessions) session.close();
         if (t.kind === 'http') {
-          for (const res of t.responses) if (!res.headersSent) res.setHeader('Connection', 'close');
+          for (const res of t.responses) if (!res.headersSent && !(res.socket && this.#handingOver?.(res.socket))) res.setHeader('Connection', 'close');
           // net.Server's close: stop accepting, and leave the connections to finish (see above).
           // An http server that is no net.Server (Bun's, served through a net.Server by the
           // adapters) closes its own way.

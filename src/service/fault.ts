@@ -5,11 +5,18 @@
  *
  *   old:launched   the old process started the new one          new:started    upgrader() runs in the new process
  *   old:ready      the new one's READY=1 came                    new:ready      READY=1 is sent to the old process
+ *   old:handing    the first batch of connections is sent        new:holding    a batch came, `held` is not sent yet
+ *                  to the new process, not held yet             new:held       `held` is sent, the release not come yet
+ *                                                                new:adopted    the first connections released are adopted,
+ *                                                                               `adopted` not sent yet
+ *   old:handed     what was ready is handed over (MAINPID= next)
  *   old:mainpid    MAINPID=<new> was sent to the manager         new:confirmed  the old process said: you are the main process
  *   old:barrier    the manager processed it (BARRIER=1)          new:acked      ACK=1 is sent back
  *   old:confirmed  the new process was told
- *   old:acked      the new process answered; the old one drains
+ *   old:acked      the new process answered; the old one drains, handing over what becomes ready
  *
+ * The connection hand-over's phases (handing .. adopted, connection-handover.ts) come once per
+ * upgrade that hands connections over, the first time each is reached.
  * Read once, by the lazily loaded upgrade code: a service that never upgrades never reads it.
  */
 
@@ -19,12 +26,17 @@ const FAULT = process.env.SD_ACTIVATE_FAULT;
 export type FaultPhase =
   | 'old:launched'
   | 'old:ready'
+  | 'old:handing'
+  | 'old:handed'
   | 'old:mainpid'
   | 'old:barrier'
   | 'old:confirmed'
   | 'old:acked'
   | 'new:started'
   | 'new:ready'
+  | 'new:holding'
+  | 'new:held'
+  | 'new:adopted'
   | 'new:confirmed'
   | 'new:acked';
 

@@ -4,7 +4,8 @@
  * in order with its fds, and the peer's end (or its death) is seen as the end of the channel.
  *
  * Reading runs in the event loop (a libuv poll on the fd, src/native/notify_receiver.c's watcher);
- * a send that finds the socket full waits for room the same way: neither blocks the loop.
+ * a send that finds the socket full waits for room the same way, on the same watcher (libuv takes
+ * one per fd): neither blocks the loop.
  */
 import { events } from '../core/builtins.js';
 import { SystemdError, systemError, isNativeErrno } from '../core/errors.js';
@@ -12,6 +13,9 @@ import { native } from '../native/addon.js';
 
 /** Messages read per readable event before the loop gets a turn; the watcher fires again for the rest. */
 const BATCH = 64;
+/** libuv's poll events, as the watcher reports them. */
+const READABLE = 1;
+const WRITABLE = 2;
 
 /** Events of a {@link HandoverChannel}. */
 export interface HandoverChannelEvents {
@@ -30,20 +34,23 @@ export interface HandoverChannelEvents {
  */
 export class HandoverChannel extends events.EventEmitter<HandoverChannelEvents> {
   readonly fd: number;
-  #reader: object | undefined;
-  #writer: object | undefined;
+  #watcher: object | undefined;
   #waitingForRoom: Array<() => void> = [];
   #closed = false;
 
   constructor(fd: number) {
     super();
     this.fd = fd;
-    this.#reader = native().watchReadable(fd, (errno) => this.#readable(errno));
+    this.#watcher = native().watchReadable(fd, (errno, events) => {
+      // Room first: a waiting send goes out before what the read may answer.
+      if (errno === 0 && events & WRITABLE) this.#room();
+      if (errno !== 0 || events & READABLE) this.#readable(errno);
+    });
   }
 
   /** Whether the channel keeps the event loop alive (default true). */
   ref(on: boolean): void {
-    if (this.#reader) native().watchRef(this.#reader, on);
+    if (this.#watcher) native().watchRef(this.#watcher, on);
   }
 
   /**
@@ -81,18 +88,29 @@ export class HandoverChannel extends events.EventEmitter<HandoverChannelEvents> 
         return;
       }
       this.#waitingForRoom.push(resolve);
-      this.#writer ??= native().watchWritable(this.fd, () => {
-        native().unwatch(this.#writer!);
-        this.#writer = undefined;
-        for (const wake of this.#waitingForRoom.splice(0)) wake();
-      });
+      if (this.#waitingForRoom.length === 1) native().watchEvents(this.#watcher!, true, true);
     });
+  }
+
+  #room(): void {
+    if (this.#closed) return;
+    native().watchEvents(this.#watcher!, true, false);
+    for (const wake of this.#waitingForRoom.splice(0)) wake();
   }
 
   #readable(errno: number): void {
     if (this.#closed) return;
     if (errno !== 0) {
-      this.#fail(systemError(errno, 'poll', { fd: this.fd }));
+      // libuv reports a socket error (POLLERR) as EBADF, and stops watching: the peer died with
+      // messages of ours unread shows here first, and reading says so (ECONNRESET).
+      let error: unknown;
+      try {
+        native().receiveFds(this.fd);
+      } catch (e) {
+        error = e;
+      }
+      if ((error as { code?: string } | undefined)?.code === 'ECONNRESET') this.#end();
+      else this.#fail(systemError(errno, 'poll', { fd: this.fd }));
       return;
     }
     for (let i = 0; i < BATCH && !this.#closed; i++) {
@@ -142,9 +160,8 @@ export class HandoverChannel extends events.EventEmitter<HandoverChannelEvents> 
     if (this.#closed) return;
     this.#closed = true;
     const n = native();
-    if (this.#reader) n.unwatch(this.#reader);
-    if (this.#writer) n.unwatch(this.#writer);
-    this.#reader = this.#writer = undefined;
+    if (this.#watcher) n.unwatch(this.#watcher);
+    this.#watcher = undefined;
     n.close(this.fd);
     for (const wake of this.#waitingForRoom.splice(0)) wake();
   }

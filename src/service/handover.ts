@@ -7,15 +7,27 @@
  * own pid (as LISTEN_PID is): a child that inherited the variables by mistake does not take the
  * channel for its own. SD_ACTIVATE_UPGRADE_FROM names the old process: it is not the new one's
  * parent, which is the service manager. The fd is not one of LISTEN_FDS, so listenFds() never hands it out.
+ * One more fd, named in SD_ACTIVATE_HANDOVER_FD, is a seqpacket socket for the established
+ * connections the old process hands over (connection-handover.ts).
  *
  * Until the old process has told the service manager MAINPID=<this pid>, this process is not
  * the main process, and with NotifyAccess=main systemd drops its notify messages: the fd store
  * changes it makes meanwhile are queued here and sent once it is.
  */
 import { native } from '../native/addon.js';
-import { LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE, UPGRADE_FD_VARIABLE, UPGRADE_FROM_VARIABLE, UPGRADE_PID_VARIABLE } from '../core/variables.js';
+import { HANDOVER_FD_VARIABLE, LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE, UPGRADE_FD_VARIABLE, UPGRADE_FROM_VARIABLE, UPGRADE_PID_VARIABLE } from '../core/variables.js';
 
-let channel: { fd: number; from: number | undefined } | null | undefined;
+/** What a process started by an upgrade got from the old process. */
+interface UpgradeChannel {
+  /** The stream channel of the switch (upgrade-channel.ts). */
+  fd: number;
+  /** The old process's pid. */
+  from: number | undefined;
+  /** The seqpacket channel established connections come over (connection-handover.ts); null from a version that has none. */
+  handover: number | null;
+}
+
+let channel: UpgradeChannel | null | undefined;
 let pending = false;
 const queued: Array<() => void> = [];
 
@@ -26,34 +38,39 @@ const queued: Array<() => void> = [];
  *
  * @internal
  */
-export function upgradeChannel(): { fd: number; from: number | undefined } | null {
+export function upgradeChannel(): UpgradeChannel | null {
   if (channel !== undefined) return channel;
   const fromText = process.env[UPGRADE_FROM_VARIABLE];
   delete process.env[UPGRADE_FROM_VARIABLE];
-  const fd = claim(UPGRADE_FD_VARIABLE, UPGRADE_PID_VARIABLE);
-  channel = fd === null ? null : { fd, from: fromText !== undefined && /^[1-9]\d*$/.test(fromText) ? Number(fromText) : undefined };
+  const pidText = process.env[UPGRADE_PID_VARIABLE];
+  delete process.env[UPGRADE_PID_VARIABLE];
+  const fd = claim(UPGRADE_FD_VARIABLE, pidText, 'SOCK_STREAM');
+  const handover = claim(HANDOVER_FD_VARIABLE, pidText, 'SOCK_SEQPACKET');
+  if (fd === null && handover !== null) native().close(handover);
+  channel = fd === null ? null : { fd, from: fromText !== undefined && /^[1-9]\d*$/.test(fromText) ? Number(fromText) : undefined, handover };
   pending = channel !== null;
   return channel;
 }
 
 let lifeline: number | null | undefined;
 
-/** Reads an fd passed by name (and pid) once, removes the variables, makes the fd close-on-exec; null unless it is a unix stream socket. */
-function claim(fdVariable: string, pidVariable: string): number | null {
+/**
+ * Reads an fd passed by name (for the pid in `pidText`) once, removes the variable, makes the fd
+ * close-on-exec; null unless it is a unix socket of `type`.
+ */
+function claim(fdVariable: string, pidText: string | undefined, type: 'SOCK_STREAM' | 'SOCK_SEQPACKET'): number | null {
   const fdText = process.env[fdVariable];
-  const pidText = process.env[pidVariable];
   delete process.env[fdVariable];
-  delete process.env[pidVariable];
   if (fdText === undefined || pidText !== String(process.pid) || !/^[1-9]\d*$/.test(fdText)) return null;
   const fd = Number(fdText);
   try {
-    // What the old process passes is a unix stream socket (a 'pipe' of spawn()). Anything else
-    // is not the channel: most likely this process's own (Node's event loop takes the low fds
-    // when nothing is passed), which must be neither used nor closed.
+    // What the old process passes is a unix socket of that type (a 'pipe' of spawn(), a
+    // seqpacket pair). Anything else is not the channel: most likely this process's own (Node's
+    // event loop takes the low fds when nothing is passed), which must be neither used nor closed.
     const binding = native();
     const facts = binding.inspect(fd);
     const c = binding.constants;
-    if (facts.mode !== c.S_IFSOCK || facts.domain !== c.AF_UNIX || facts.type !== c.SOCK_STREAM) return null;
+    if (facts.mode !== c.S_IFSOCK || facts.domain !== c.AF_UNIX || facts.type !== c[type]) return null;
     binding.setCloexec(fd, true);
   } catch {
     // Not open: the variables came from elsewhere.
@@ -68,7 +85,11 @@ function claim(fdVariable: string, pidVariable: string): number | null {
  * @internal
  */
 export function workerLifeline(): number | null {
-  if (lifeline === undefined) lifeline = claim(LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE);
+  if (lifeline === undefined) {
+    const pidText = process.env[LIFELINE_PID_VARIABLE];
+    delete process.env[LIFELINE_PID_VARIABLE];
+    lifeline = claim(LIFELINE_FD_VARIABLE, pidText, 'SOCK_STREAM');
+  }
   return lifeline;
 }
 

@@ -4,13 +4,18 @@
  * process started ahead of time) is read by its shell, not by this code. The messages, in order:
  *
  *   launcher -> old   PID=<new>          the new process's pid, from the shell that started it
- *   new -> old        READY=1, STATUS=   the new process serves
+ *   new -> old        READY=1, STATUS=,  the new process serves; HANDOVER=1: it takes established
+ *                     HANDOVER=1         connections on the hand-over socket, where its hello is
+ *                                        waiting (connection-handover.ts, handover-sender.ts)
+ *                     (the old process hands over what is ready there, before it goes on)
  *   old -> new        MAINPID=<new>      the service manager has processed MAINPID=<new>
  *   new -> old        ACK=1              the new process knows it is the main process
  *   old -> new        UPGRADE=1          an upgrade was asked for meanwhile: the new process does it
  *   old -> new        ROLLBACK=1         the old process serves on: the new one stops
  *
- * The end of the channel means the other process is gone (or gave up).
+ * The end of the channel means the other process is gone (or gave up). The hand-over socket is a
+ * seqpacket socket of its own: the launcher shell's `read` takes this channel byte by byte, which
+ * a seqpacket socket cannot give (each read(2) takes a whole message).
  */
 import type { Socket } from 'node:net';
 

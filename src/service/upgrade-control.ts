@@ -11,7 +11,7 @@
  */
 import type { Server, Socket } from 'node:net';
 import { fs } from '../core/builtins.js';
-import { connectionFd } from './connection-fd.js';
+import { connectionFd } from './node-private.js';
 import type { Internals } from './internals.js';
 import type { UpgradeResult } from './upgrade-types.js';
 

@@ -7,6 +7,9 @@ import type { Internals } from './internals.js';
 import { Drain, waitListening, type Closable } from './drain.js';
 import { idleExitUnsafe, watchIdle } from './idle.js';
 import { listenForReloads } from './upgrade-control.js';
+import { receiveHandover } from './handover-receiver.js';
+import { watchResponses } from './http-idle.js';
+import { handoverRuntime } from './upgrade-launcher.js';
 import { takeOver } from './upgrade-successor.js';
 import { UpgraderProcess } from './upgrader-process.js';
 import type { UpgraderOptions } from './upgrade-types.js';
@@ -41,6 +44,9 @@ export async function startUpgrader(options: UpgraderOptions, core: Internals): 
   const lifeline = core.workerLifeline();
   // What the hand-over needs, loaded before the servers start (when given as a function).
   await import('node:net');
+  // Every request counted from the start: an HTTP connection passes at an upgrade only when none is in flight.
+  const handingOver = handoverRuntime();
+  if (handingOver) watchResponses();
   const servers = typeof options.servers === 'function' ? await options.servers() : (options.servers ?? []);
   checkServers(servers);
   // Idle keep-alive connections get until the deadline: the new process already serves.
@@ -49,9 +55,14 @@ export async function startUpgrader(options: UpgraderOptions, core: Internals): 
     const unsafe = idleExitUnsafe({ held: core.heldFds(), inherited: core.listenFds() }, drain);
     if (unsafe) throw new core.SystemdError('ERR_SD_IDLE_EXIT_UNSAFE', `cannot exit when idle: ${unsafe}`);
   }
+  const handover = channel?.handover ?? null;
+  const receiving = handover !== null && handingOver;
+  if (handover !== null && !receiving) core.native().close(handover);
   // The old process of an upgrade is not this one's parent: the service manager adopted this one.
-  const up = new UpgraderProcess(core, options, drain, channel === null ? undefined : (channel.from ?? process.ppid));
+  const up = new UpgraderProcess(core, options, drain, channel === null ? undefined : (channel.from ?? process.ppid), receiving);
   await Promise.all(servers.map(waitListening));
+  // Before READY=1: the old process hands connections over as soon as it has it.
+  if (receiving) receiveHandover(handover, servers, up.incoming, (error) => (up.listenerCount('warning') > 0 ? up.emit('warning', error) : process.emitWarning(error)));
   up.listen();
   if (lifeline !== null) {
     // A worker of a pool: when the primary is gone (even killed), finish and exit.
@@ -65,7 +76,7 @@ export async function startUpgrader(options: UpgraderOptions, core: Internals): 
   if (channel === null) {
     core.notify(options.status === undefined ? { READY: 1 } : { READY: 1, STATUS: options.status });
   } else {
-    await takeOver(up, core, channel.fd, options.status);
+    await takeOver(up, core, channel.fd, options.status, receiving);
   }
   // `sd-activate reload PID` asks this process for an upgrade, and waits for its outcome.
   if (up.isMain) listenForReloads(up, core, (error) => (up.listenerCount('warning') > 0 ? up.emit('warning', error) : process.emitWarning(error)));

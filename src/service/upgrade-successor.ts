@@ -19,13 +19,15 @@ const CONFIRM_TIMEOUT_MS = 30_000;
  *
  * @throws SystemdError `ERR_SD_UPGRADE_FAILED` when the old process rolled back (this process has stopped then)
  */
-export async function takeOver(up: UpgraderProcess, core: Internals, fd: number, status: string | undefined): Promise<void> {
+export async function takeOver(up: UpgraderProcess, core: Internals, fd: number, status: string | undefined, receiving: boolean): Promise<void> {
   const { Socket } = process.getBuiltinModule('node:net');
   const socket = new Socket({ fd, readable: true, writable: true });
   socket.on('error', () => undefined);
   const channel = new ChannelReader(socket);
   faultPoint('new:started');
-  await channel.send(status === undefined ? { READY: 1, PID: process.pid } : { READY: 1, PID: process.pid, STATUS: status });
+  // HANDOVER=1: this process takes connections on the hand-over socket (handover-receiver.ts).
+  const ready = { READY: 1, PID: process.pid, ...(receiving ? { HANDOVER: 1 } : {}) };
+  await channel.send(status === undefined ? ready : { ...ready, STATUS: status });
   faultPoint('new:ready');
   const reply = await channel.next(CONFIRM_TIMEOUT_MS);
   if (reply instanceof Map && reply.get('MAINPID') === String(process.pid)) {

@@ -1,5 +1,6 @@
 /* The public types of upgrader(), apart from its code so that the lazily loaded implementation can use them. */
 import type { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
 import type { SystemdError } from '../core/errors.js';
 import type { Closable } from './drain.js';
 import type { StopOptions } from './stop.js';
@@ -13,8 +14,10 @@ export interface UpgraderOptions extends StopOptions {
   /**
    * What this process serves: net/http/https servers and dgram sockets from the adapters, a
    * worker pool, or anything with a close() (callback or promise). They stop accepting (and
-   * reading) at the hand-over and on a stop; http servers answer what is in flight with
-   * `Connection: close` instead of cutting idle connections.
+   * reading) at the hand-over and on a stop. At an upgrade, the HTTP/1.1 connections of plain
+   * http servers (from the http, Express and Fastify adapters too) pass to the new process, idle
+   * ones at once, busy ones right after their response; https and http2 ones drain: what is in
+   * flight is answered with `Connection: close` (HTTP/2: GOAWAY) instead of cutting idle connections.
    *
    * Or a function that starts them (`() => listen('web', handler)`): it is called once
    * everything the upgrader needs is loaded, and READY=1 follows at once, so that a new process
@@ -51,6 +54,54 @@ export interface UpgradeResult {
   error?: SystemdError;
 }
 
+/** What became of a connection given to {@link HandoverEvent.pass}: the new process's now, or still this one's (reading again). */
+export type PassOutcome = 'passed' | 'kept';
+
+/**
+ * The 'handover' event of an {@link Upgrader}, in the old process of an upgrade: established
+ * connections may pass to the new process now.
+ */
+export interface HandoverEvent {
+  /** The new process. */
+  pid: number;
+  /**
+   * Hands `socket` (a TCP or unix stream connection of this process, not TLS) over to the new
+   * process with `state` (JSON, at most 64 KiB): call it at a boundary of the protocol, when
+   * nothing the application has read is half-handled, and put what it holds of the connection
+   * (a partial message, a session) in `state`. Reading stops at once; what Node has read and not
+   * emitted goes along, what the client sends meanwhile waits in the kernel for the new process.
+   * Resolves 'passed' once the socket is the new process's (destroyed here: no FIN, no RST reaches
+   * the client), or 'kept' when the new process did not take it (gone, or the hand-over is over):
+   * the socket is this process's again, reading as before. The new process gets it through its
+   * upgrader's 'connection' event or connections().
+   *
+   * @throws (rejects) TypeError when `socket` is not a net.Socket, or `state` is not JSON or too
+   *   big; SystemdError `ERR_SD_FD_UNSUITABLE` for a TLS socket, `ERR_SD_FD_INVALID` for one that
+   *   is destroyed or still connecting, `ERR_SD_NODE_UNSUPPORTED` when this Node keeps a socket's
+   *   fd elsewhere than sd-activate knows
+   * @see https://man7.org/linux/man-pages/man7/unix.7.html (SCM_RIGHTS)
+   */
+  pass(socket: Socket, state?: unknown): Promise<PassOutcome>;
+}
+
+/** The 'passed' event of an {@link Upgrader}: one connection is the new process's now. */
+export interface PassedEvent {
+  /** The new process. */
+  pid: number;
+  /** An HTTP/1.1 connection handed over by itself, or one given to {@link HandoverEvent.pass}. */
+  kind: 'http' | 'raw';
+  /** The client's address and port (none for a unix socket), as they were before the hand-over. */
+  remoteAddress: string | undefined;
+  remotePort: number | undefined;
+  localPort: number | undefined;
+}
+
+/** A connection handed over by the previous process, with the state it passed (see {@link HandoverEvent.pass}). */
+export interface HandedOverConnection {
+  socket: Socket;
+  state: unknown;
+}
+
 /** Events of an {@link Upgrader}. */
 export interface UpgraderEvents {
   /** A new process was started. */
@@ -61,6 +112,20 @@ export interface UpgraderEvents {
   failed: [event: { pid: number | undefined; error: SystemdError }];
   /** Something went wrong that does not stop the upgrade (a BARRIER=1 not answered in time). */
   warning: [error: Error];
+  /**
+   * Old process: the new one serves and takes connections; hand yours over with `pass()` (HTTP/1.1
+   * connections of the plain http servers given to upgrader() pass by themselves). Emitted before
+   * the service manager is told MAINPID=; pass() works until the stop's deadline.
+   */
+  handover: [event: HandoverEvent];
+  /** Old process: a connection passed to the new process. */
+  passed: [event: PassedEvent];
+  /**
+   * New process: a connection the old process passed with `pass()`, and its state. Those that
+   * come before a listener is added (they come before upgrader() resolves) wait, unread, for the
+   * first listener or connections().
+   */
+  connection: [socket: Socket, state: unknown];
 }
 
 /**
@@ -86,4 +151,10 @@ export interface Upgrader extends EventEmitter<UpgraderEvents> {
   stop(): Promise<void>;
   /** Removes the signal handlers (the servers keep running). */
   dispose(): void;
+  /**
+   * The connections the previous process handed over with `pass()` (see the 'connection' event),
+   * as they come; it ends once that hand-over is over (at once in a process not started by an
+   * upgrade). Each connection goes to one taker: a 'connection' listener or one iterator.
+   */
+  connections(): AsyncIterableIterator<HandedOverConnection>;
 }

@@ -1,7 +1,7 @@
 import { internals } from './internals.js';
 import type { UpgraderOptions, UpgradeResult, UpgraderEvents, Upgrader } from './upgrade-types.js';
 
-export type { UpgraderOptions, UpgradeResult, UpgraderEvents, Upgrader } from './upgrade-types.js';
+export type { HandedOverConnection, HandoverEvent, PassedEvent, PassOutcome, UpgraderOptions, UpgradeResult, UpgraderEvents, Upgrader } from './upgrade-types.js';
 
 /**
  * Ties a service to systemd's lifecycle, as lifecycle() does, and upgrades it without losing a
@@ -9,9 +9,12 @@ export type { UpgraderOptions, UpgradeResult, UpgraderEvents, Upgrader } from '.
  * `ExecReload=kill -HUP $MAINPID`, or Type=notify-reload) this process starts the new version
  * with every socket it holds, passed as socket activation passes them (fds 3+, LISTEN_FDNAMES);
  * the new version starts up completely while this one serves; when it calls upgrader() in turn,
- * systemd is told `MAINPID=<new>` and `READY=1`, and only then does this process stop accepting
- * and reading, finish what it has within `stopTimeoutMs`, and exit. A new version that fails, or
- * is not ready within `readyTimeoutMs`, is killed, and this one serves on as the main process.
+ * this process hands its established connections over (HTTP/1.1 keep-alive ones by themselves,
+ * others through the 'handover' event's `pass()`), systemd is told `MAINPID=<new>` and `READY=1`,
+ * and only then does this process stop accepting and reading, hand over what becomes ready and
+ * finish the rest within `stopTimeoutMs`, and exit. A new version that fails, or is not ready
+ * within `readyTimeoutMs`, is killed, and this one serves on as the main process, with every
+ * connection it had not passed.
  *
  * Call it once every server listens, or give it a function that starts them: in a cold start it
  * sends READY=1 (with STATUS=); in a process started by an upgrade it sends READY=1 to the old

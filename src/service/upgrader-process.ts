@@ -5,15 +5,18 @@
  * socket's queue. The switch, over the channel (upgrade-channel.ts), each step checked, because
  * either process may die at any moment:
  *
- *  1. the new process sends READY=1 once it serves;
- *  2. the old one, still the main process, checks that the new one runs and tells the service
- *     manager MAINPID=<new> and READY=1, then BARRIER=1: once that returns the manager has acted
- *     on MAINPID= (it refuses a pid that is gone, and keeps the old process as the main one);
- *  3. it checks again that the new process runs, and tells it MAINPID=<new>: it is the main process;
- *  4. the new one answers ACK=1; only now does the old process stop accepting and reading, drain
- *     what it has, and exit.
+ *  1. the new process sends READY=1 once it serves (with HANDOVER=1 when it takes connections);
+ *  2. the old one, still the main process, hands over its established connections that are
+ *     ready (handover-sender.ts), still accepting: the new process may die meanwhile;
+ *  3. it checks that the new one runs and tells the service manager MAINPID=<new> and READY=1,
+ *     then BARRIER=1: once that returns the manager has acted on MAINPID= (it refuses a pid that
+ *     is gone, and keeps the old process as the main one);
+ *  4. it checks again that the new process runs, and tells it MAINPID=<new>: it is the main process;
+ *  5. the new one answers ACK=1; only now does the old process stop accepting and reading, drain
+ *     what it has, handing over what becomes ready until the deadline, and exit.
  *
- * A new process that dies before step 2 is rolled back: the old one serves on as the main process.
+ * A new process that dies before step 3 is rolled back: the old one serves on as the main
+ * process, with every connection it had not passed yet (those it passed died with the new one).
  * One that dies after the manager took MAINPID= is the manager's main process dying: it is the
  * manager's child (the launcher made sure of it), so the manager sees its exit status and acts on
  * Restart=, as for any crash; the old process serves on until the manager stops it. A new process
@@ -33,10 +36,12 @@ import { signalGroup } from '../shared/exec.js';
 import { isAlive } from '../shared/process-state.js';
 import type { Drain } from './drain.js';
 import { faultPoint } from './fault.js';
+import { startHandover, type HandoverSender } from './handover-sender.js';
+import { IncomingConnections } from './incoming-connections.js';
 import type { Internals } from './internals.js';
 import { runStop } from './stop.js';
-import { go, killLauncher, launch, release, rollBack, stillFits, unrefLauncher, type LaunchContext, type Launched } from './upgrade-launcher.js';
-import type { UpgradeResult, UpgraderEvents, UpgraderOptions } from './upgrade-types.js';
+import { NextLauncher, release, rollBack, type LaunchContext, type Launched } from './upgrade-launcher.js';
+import type { HandedOverConnection, UpgradeResult, UpgraderEvents, UpgraderOptions } from './upgrade-types.js';
 
 /** Why an upgrade cannot work on Bun (its new process cannot talk to the old one). */
 const BUN_CANNOT_UPGRADE =
@@ -68,11 +73,17 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
   /** The new process of the upgrade in progress. */
   #current: Launched | undefined;
   /** The launcher of the next upgrade, started ahead of time. */
-  #launcher: Launched | undefined;
+  readonly #next: NextLauncher;
   #stopping: Promise<void> | undefined;
+  /** The connection hand-over of the upgrade in progress, until this process exits or rolls back. */
+  #handover: HandoverSender | undefined;
+  /** New process: the connections the old one passed with pass(), for the application. @internal */
+  readonly incoming: IncomingConnections;
 
-  constructor(core: Internals, options: UpgraderOptions, drain: Drain, previousPid: number | undefined) {
+  /** `receiving`: started by an upgrade whose old process hands connections over. */
+  constructor(core: Internals, options: UpgraderOptions, drain: Drain, previousPid: number | undefined, receiving: boolean) {
     super();
+    this.incoming = new IncomingConnections(this, (error) => this.#warn(error), options.stopTimeoutMs ?? 10_000, receiving);
     this.#core = core;
     this.#options = options;
     this.#drain = drain;
@@ -84,6 +95,7 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
       notifySocket: process.env.NOTIFY_SOCKET,
       watchdogUsec: watchdogPid === undefined || watchdogPid === String(process.pid) ? process.env.WATCHDOG_USEC : undefined,
     };
+    this.#next = new NextLauncher(options, this.#context, core);
   }
 
   /** True while this process is the service's main process: from the start, or once an upgrade confirmed it, until it hands over. */
@@ -107,6 +119,11 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
   /** Removes the signal handlers (the servers keep running). */
   dispose(): void {
     for (const [signal, handler] of this.#signals.splice(0)) process.off(signal, handler);
+  }
+
+  /** The connections the previous process handed over with pass(), until that hand-over is over. */
+  connections(): AsyncIterableIterator<HandedOverConnection> {
+    return this.incoming.iterate();
   }
 
   /**
@@ -209,7 +226,7 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
     this.#sendQuietly({ RELOADING: 1, MONOTONIC_USEC: process.hrtime.bigint() / 1000n, STATUS: this.#statusWith('upgrading') });
     let launched: Launched;
     try {
-      launched = this.#takeLauncher();
+      launched = this.#next.take();
     } catch (cause) {
       return this.#giveUp(undefined, undefined, this.#error('ERR_SD_UPGRADE_FAILED', `cannot start the new process: ${(cause as Error).message}`, cause));
     }
@@ -231,7 +248,14 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
     await release(launched);
     if (!isAlive(pid) || launched.channel.ended) return this.#endedBeforeReady(launched, pid);
 
-    // 2. MAINPID=, and the barrier: the manager has acted on it once that returns.
+    // 2. The connections that are ready pass, while this process is still the main one.
+    const warn = (error: Error): void => this.#warn(error);
+    this.#handover = await startHandover(launched, pid, ready, { drain: this.#drain, events: this, warn, heldTimeoutMs: Math.min(10_000, timeoutMs) });
+    if (this.#role !== 'main') return this.#giveUp(launched, pid, this.#error('ERR_SD_UPGRADE_FAILED', 'the upgrade was cancelled: this process is stopping'));
+    if (!isAlive(pid) || launched.channel.ended || this.#handover?.peerGone) return this.#giveUp(launched, pid, this.#error('ERR_SD_SERVICE_EXITED', `the new process (pid ${pid}) ended while connections were handed over to it`));
+    faultPoint('old:handed');
+
+    // 3. MAINPID=, and the barrier: the manager has acted on it once that returns.
     try {
       this.#send({ MAINPID: pid, READY: 1, STATUS: ready.get('STATUS') ?? '' });
     } catch (cause) {
@@ -248,11 +272,11 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
     }
     faultPoint('old:barrier');
 
-    // 3. Confirmed to the new process, if it still runs.
+    // 4. Confirmed to the new process, if it still runs.
     if (launched.channel.ended || !isAlive(pid) || !(await launched.channel.send({ MAINPID: pid }))) return this.#lostAtSwitch(launched, pid);
     faultPoint('old:confirmed');
 
-    // 4. Its answer; from here on it serves alone.
+    // 5. Its answer; from here on it serves alone.
     // No ACK=1 in time from a process that still runs: the manager has it as the main process all
     // the same, so it is handed over to.
     const ack = await launched.channel.next(timeoutMs);
@@ -275,6 +299,13 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
     return { upgraded: true, pid };
   }
 
+  /** Ends the connection hand-over, if one runs: what is not passed stays here. */
+  async #endHandover(): Promise<void> {
+    const handover = this.#handover;
+    this.#handover = undefined;
+    await handover?.close();
+  }
+
   async #endedBeforeReady(launched: Launched, pid: number): Promise<UpgradeResult> {
     const how = await Promise.race([launched.ended, new Promise<undefined>((resolve) => setTimeout(resolve, 1000))]);
     return this.#giveUp(launched, pid, this.#error('ERR_SD_SERVICE_EXITED', `the new process (pid ${pid}) ended before it was ready${how ? `: ${how}` : ''}`));
@@ -289,6 +320,7 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
   #lostAtSwitch(launched: Launched, pid: number): UpgradeResult {
     const error = this.#error('ERR_SD_SERVICE_EXITED', `the new process (pid ${pid}) ended during the switch; this one serves on`);
     this.#sendQuietly({ READY: 1, STATUS: this.#statusWith(`upgrade to pid ${pid} failed: it ended during the switch`) });
+    void this.#endHandover();
     launched.channel.destroy();
     launched.control.destroy();
     this.#current = undefined;
@@ -299,6 +331,7 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
 
   /** Before the switch: the new process (if any) is rolled back, and this one serves on as the main process. */
   async #giveUp(launched: Launched | undefined, pid: number | undefined, error: SystemdError): Promise<UpgradeResult> {
+    await this.#endHandover();
     if (launched) await rollBack(launched, this.#options.stopTimeoutMs ?? 10_000);
     this.#current = undefined;
     if (this.#role === 'main') this.#sendQuietly({ READY: 1, STATUS: this.#statusWith(`upgrade${pid ? ` to pid ${pid}` : ''} failed: ${error.message.split('\n')[0]}`) });
@@ -307,41 +340,11 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
     return { upgraded: false, pid, error };
   }
 
-  /** The launcher if it still fits (same fds), told to go; or a process started now. */
-  #takeLauncher(): Launched {
-    const ready = this.#launcher;
-    this.#launcher = undefined;
-    if (ready && stillFits(ready, this.#options, this.#context, this.#core.heldFds)) {
-      go(ready);
-      return ready;
-    }
-    if (ready) killLauncher(ready);
-    return launch(this.#options, this.#context, this.#core, false);
-  }
-
   /** Starts the launcher of the next upgrade a moment from now, once this process has settled. */
   prepareSoon(): void {
-    setTimeout(() => this.#prepare(), 1000).unref();
-  }
-
-  #prepare(): void {
-    if (this.#role !== 'main' || this.#launcher || this.#upgrading || process.env[WORKER_VARIABLE] !== undefined) return;
-    let launched: Launched;
-    try {
-      launched = launch(this.#options, this.#context, this.#core, true);
-    } catch (error) {
-      this.#warn(error as Error);
-      return;
-    }
-    // It waits for ever, and must keep nothing alive.
-    unrefLauncher(launched);
-    this.#launcher = launched;
-    launched.launcher.once('exit', () => {
-      if (this.#launcher === launched) {
-        this.#launcher = undefined;
-        killLauncher(launched);
-      }
-    });
+    setTimeout(() => {
+      if (this.#role === 'main' && !this.#upgrading && process.env[WORKER_VARIABLE] === undefined) this.#next.prepare((error) => this.#warn(error));
+    }, 1000).unref();
   }
 
   #stop(how: 'main' | 'quiet', exitCode: number): Promise<void> {
@@ -355,8 +358,8 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
     this.#stopping = runStop({
       notifyStopping: how === 'main' && wasMain ? () => this.#send({ STOPPING: 1, STATUS: 'Stopping' }) : undefined,
       before: async () => {
-        if (this.#launcher) killLauncher(this.#launcher);
-        this.#launcher = undefined;
+        this.#next.discard();
+        this.#handover?.closeBusyAfter((this.#options.stopTimeoutMs ?? 10_000) / 2);
         // A new process not handed over to yet is rolled back (the upgrade sees the role change).
         const current = this.#current;
         const upgrading = this.#upgrading;
@@ -368,6 +371,8 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
       },
       drain: this.#drain,
       stopTimeoutMs: this.#options.stopTimeoutMs ?? 10_000,
+      // Every release must reach the new process before this one exits.
+      after: () => this.#endHandover(),
       onStop: this.#options.onStop,
       watchdog: this.#options.watchdog,
       dispose: () => this.dispose(),

@@ -1,14 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { CLI } from '../support/cli-bin.js';
 import { httpGet } from '../support/network.js';
 import { LoadRun, summarize, type LoadResult } from '../support/load.js';
 import { SystemdManager } from '../support/systemd-manager.js';
-import { alive, loadPlan, prepareService, serviceOutput, serviceUnit, sleep, UPGRADE_SERVICE, type ServiceDir } from '../support/upgrade-harness.js';
+import { serving, underRun, underSystemd, until, type Managed } from '../support/managed-service.js';
+import { alive, loadPlan, prepareService, sleep, type ServiceDir } from '../support/upgrade-harness.js';
 
 /*
  * Faults injected at every phase of an upgrade, under load, under a real systemd 252 user manager
@@ -30,39 +29,11 @@ const RATES = { close: 60, keepAlive: 30, udp: 60 };
 const HELD_BEFORE_MS = 3500;
 const HELD_AFTER_MS = 300;
 
-/** One service under one manager, as the tests drive it. */
-interface Managed {
-  /** The pid the manager has as the main process now. */
-  mainPid(): Promise<number>;
-  /** What the reload of the unit does: SIGHUP to the main process. */
-  reload(): Promise<void>;
-  /** Whether the manager has the service running. */
-  active(): Promise<boolean>;
-  stop(): Promise<void>;
-  explain(): string;
-}
-
-/** The pids the service's processes logged at start, alive now. */
-function serving(service: ServiceDir): number[] {
-  const pids = new Set(service.events().filter((e) => e.startsWith('start ')).map((e) => Number(e.split(' ')[1])));
-  return [...pids].filter(alive);
-}
-
 /** The pid that dies at `phase`: the old main process, or the new one once it has started. */
 function victimOf(phase: Phase, service: ServiceDir, first: number): number | undefined {
   if (phase.startsWith('old:')) return first;
   const started = service.events().filter((e) => e.startsWith('start ') && e.endsWith(' v2'));
   return started.length ? Number(started[0]!.split(' ')[1]) : undefined;
-}
-
-/** Waits for `check` to hold, polling; throws with `what` after `timeoutMs`. */
-async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what()}`);
-    await sleep(25);
-  }
 }
 
 /** Failures of the run outside the window of the killed process's death: there must be none. */
@@ -100,59 +71,21 @@ for (const manager of ['systemd', 'run'] as const) {
       if (dir) rmSync(dir, { recursive: true, force: true });
     });
 
-    async function underSystemd(service: ServiceDir, name: string, restart: string, phase: Phase): Promise<Managed> {
-      const m = systemd!;
-      const unit = `sdact-fault-${id}-${name}.service`;
-      await m.installUnit(unit, serviceUnit(service, [`Restart=${restart}`, `Environment=SD_ACTIVATE_FAULT=${phase}`, 'RestartSec=100ms']));
-      await m.systemctlOk('start', unit);
-      return {
-        mainPid: async () => Number(await m.show(unit, 'MainPID')),
-        reload: async () => void (await m.systemctlOk('reload', '--no-block', unit)),
-        active: async () => (await m.show(unit, 'ActiveState')) === 'active',
-        stop: async () => void (await m.systemctl('stop', unit)),
-        explain: () => serviceOutput(service) + m.logExcerpt(30),
+    function managedService(service: ServiceDir, name: string, restart: string, phase: Phase): Promise<Managed> {
+      const options = {
+        name: `sdact-fault-${id}-${name}`,
+        restart,
+        env: { SD_ACTIVATE_FAULT: phase },
+        listen: [`web=tcp:127.0.0.1:${service.webPort}`, `udp=udp:127.0.0.1:${service.udpPort}`],
       };
-    }
-
-    async function underRun(service: ServiceDir, restart: string, phase: Phase): Promise<Managed> {
-      let stderr = '';
-      const cli: ChildProcess = spawn(
-        process.execPath,
-        [
-          CLI, 'run', '-l', `web=tcp:127.0.0.1:${service.webPort}`, '-l', `udp=udp:127.0.0.1:${service.udpPort}`,
-          '--type', 'notify', '--restart', restart, '--restart-sec', '100ms', '--timeout-stop', '10s',
-          '-E', `SD_ACTIVATE_FAULT=${phase}`, '--', process.execPath, UPGRADE_SERVICE, service.dir,
-        ],
-        { stdio: ['ignore', 'ignore', 'pipe'] },
-      );
-      cli.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-      const mainPid = async (): Promise<number> => {
-        // The last of: a start, or a MAINPID= the tool followed.
-        const events = [...stderr.matchAll(/started \S+ \(pid (\d+)\)|main pid is now (\d+)/g)];
-        const last = events.pop();
-        return Number(last?.[1] ?? last?.[2] ?? 0);
-      };
-      await until(() => /is ready after/.test(stderr) || cli.exitCode !== null, 15_000, () => `the service to be ready\n${stderr}`);
-      return {
-        mainPid,
-        reload: async () => void process.kill(await mainPid(), 'SIGHUP'),
-        active: async () => cli.exitCode === null && alive(await mainPid()),
-        stop: async () => {
-          if (cli.exitCode !== null || cli.signalCode !== null) return;
-          cli.kill('SIGINT');
-          await Promise.race([new Promise((resolve) => cli.once('close', resolve)), sleep(15_000)]);
-          if (cli.exitCode === null && cli.signalCode === null) cli.kill('SIGKILL');
-        },
-        explain: () => `\n--- sd-activate:\n${stderr}${serviceOutput(service)}`,
-      };
+      return manager === 'systemd' ? underSystemd(systemd!, service, options) : underRun(service, options);
     }
 
     for (const restart of ['always', 'on-failure']) {
       for (const phase of PHASES) {
         it(`SIGKILL at ${phase}, Restart=${restart}: serves on, one main process, nothing lost but what the killed process held`, async function () {
           const service = await prepareService(dir, { mode: 'store', readyTimeoutMs: 10_000, stopTimeoutMs: 2000 });
-          const managed =
-            manager === 'systemd' ? await underSystemd(service, `${restart}-${phase.replace(':', '-')}`, restart, phase) : await underRun(service, restart, phase);
+          const managed = await managedService(service, `${restart}-${phase.replace(':', '-')}`, restart, phase);
           current.managed = managed;
           const first = await managed.mainPid();
           expect(first, managed.explain()).to.be.above(0);
@@ -204,7 +137,7 @@ for (const manager of ['systemd', 'run'] as const) {
 
     it('an upgrade asked for while a rollback waits for a new version that ignores SIGTERM runs next, with the version on disk then', async function () {
       const service = await prepareService(dir, { mode: 'store', readyTimeoutMs: 700, stopTimeoutMs: 1500 });
-      const managed = manager === 'systemd' ? await underSystemd(service, 'queued', 'always', 'new:none' as Phase) : await underRun(service, 'always', 'new:none' as Phase);
+      const managed = await managedService(service, 'queued', 'always', 'new:none' as Phase);
       current.managed = managed;
       const first = await managed.mainPid();
       service.deploy('v2', 'stubborn');

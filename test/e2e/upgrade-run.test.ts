@@ -1,11 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { CLI } from '../support/cli-bin.js';
+import { underRun } from '../support/managed-service.js';
 import { describeSummary, failures, LoadRun, summarize } from '../support/load.js';
-import { alive, loadPlan, prepareService, serviceOutput, sleep, UPGRADE_SERVICE, upgradeOnce, type UpgradeStep } from '../support/upgrade-harness.js';
+import { alive, loadPlan, prepareService, sleep, upgradeOnce, type UpgradeStep } from '../support/upgrade-harness.js';
 
 /*
  * The same upgrades under `sd-activate run` instead of systemd: the tool opens the sockets and
@@ -44,40 +44,14 @@ describe('zero-downtime upgrade under `sd-activate run`, under load', function (
 
   it('five upgrades in a row (SIGHUP to the main process): no failed request, no lost datagram, a new main pid each time', async function () {
     const service = await prepareService(dir, { mode: 'store' });
-    let stderr = '';
-    cli = spawn(
-      process.execPath,
-      [
-        CLI,
-        'run',
-        '-l',
-        `web=tcp:127.0.0.1:${service.webPort}`,
-        '-l',
-        `udp=udp:127.0.0.1:${service.udpPort}`,
-        '--type',
-        'notify',
-        '--',
-        process.execPath,
-        UPGRADE_SERVICE,
-        service.dir,
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    cli.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const explain = (): string => `\n--- sd-activate:\n${stderr}${serviceOutput(service)}`;
-    /** The main pid as the tool reports it: the first started, then each MAINPID= it followed. */
+    const managed = await underRun(service, { name: 'five', listen: [`web=tcp:127.0.0.1:${service.webPort}`, `udp=udp:127.0.0.1:${service.udpPort}`] });
+    cli = managed.cli;
+    const explain = (): string => managed.explain();
     const mainPid = async (): Promise<number> => {
-      const moved = [...stderr.matchAll(/main pid is now (\d+)/g)].pop();
-      const started = /started \S+ \(pid (\d+)\)/.exec(stderr);
-      const pid = Number(moved?.[1] ?? started?.[1] ?? 0);
+      const pid = await managed.mainPid();
       if (pid) pids.add(pid);
       return pid;
     };
-    const deadline = Date.now() + 15_000;
-    while (!/is ready after/.test(stderr)) {
-      if (Date.now() > deadline || cli.exitCode !== null) throw new Error(`the service did not get ready${explain()}`);
-      await sleep(20);
-    }
     const first = await mainPid();
     load = await LoadRun.start(loadPlan(service, { close: 150, keepAlive: 60, udp: 150 }, 60_000));
     await sleep(1500);
@@ -105,8 +79,8 @@ describe('zero-downtime upgrade under `sd-activate run`, under load', function (
     for (const pid of all) expect(summary.pids.get(pid), `answers from pid ${pid}`).to.be.above(0);
     for (const pid of all.slice(0, -1)) expect(alive(pid)).to.equal(false);
     // The tool followed each MAINPID= and kept running: still serving, nothing restarted.
-    expect(stderr.match(/main pid is now/g)).to.have.length(5);
-    expect(stderr).to.not.match(/restarting|exited with status [1-9]/);
+    expect(managed.output().match(/main pid is now/g)).to.have.length(5);
+    expect(managed.output()).to.not.match(/restarting|exited with status [1-9]/);
     cli.kill('SIGINT');
     const code = await new Promise<number | null>((resolve) => cli!.once('close', resolve));
     expect(code, explain()).to.equal(0);

@@ -55,8 +55,14 @@ const CLAIMS: Claim[] = [
   },
   {
     name: 'upgrades',
-    match: (b) => b.heading === 'Zero-downtime upgrades and worker pools' && b.lang === 'js' && !b.text.includes('workerPool'),
+    match: (b) => b.heading === 'Zero-downtime upgrades and worker pools' && b.lang === 'js' && !b.text.includes('workerPool') && !b.text.includes("'handover'"),
     notRun: "a fragment (`handler` is the reader's): examples/zero-downtime/server.js makes these calls, run by examples.test.ts under sd-activate run and systemd",
+  },
+  {
+    name: 'connection hand-over',
+    match: (b) => b.heading === 'Zero-downtime upgrades and worker pools' && b.lang === 'js' && b.text.includes("'handover'"),
+    notRun:
+      "a fragment (`listen`, `serve` and `log` are the reader's): test/fixtures/upgrade-service.ts passes its line protocol's sessions this way, run by test/e2e/handover.test.ts under systemd and sd-activate run",
   },
   {
     name: 'the zero-downtime unit',

@@ -133,19 +133,20 @@ describe('activation: listenFds(), systemdFd(), systemdFds()', () => {
       expect(out).to.deep.equal({ mine: [3, 4], bundled: { ok: [3, 4] } });
     });
 
-    it('the upgrade channel: taken when passed, ignored when the fd it names is the process\'s own', async () => {
+    it('the upgrade channels: taken when passed, ignored when the fd named is the process\'s own or not of the right type', async () => {
       const channel = async (fds: number[]): Promise<unknown> => {
         const { command, args } = serviceCommand(PROBE, ['upgrade-channel']);
-        const child = spawn('sh', ['-c', 'SD_ACTIVATE_UPGRADE_PID=$$ SD_ACTIVATE_UPGRADE_FD=3 exec "$0" "$@"', command, ...args], {
+        const child = spawn('sh', ['-c', 'SD_ACTIVATE_UPGRADE_PID=$$ SD_ACTIVATE_UPGRADE_FD=3 SD_ACTIVATE_HANDOVER_FD=4 exec "$0" "$@"', command, ...args], {
           stdio: ['ignore', 'pipe', 'pipe', ...fds],
         });
         const { code, stdout, stderr } = await outputOf(child);
         expect(code, stderr).to.equal(0);
         return JSON.parse(stdout.trim());
       };
-      expect(await channel([sockets.unix('stream').fd])).to.deep.equal({ channel: { fd: 3 } });
-      expect(await channel([sockets.tcp().fd]), 'not a unix stream socket').to.deep.equal({ channel: null });
-      expect(await channel([]), "Node's epoll").to.deep.equal({ channel: null });
+      expect(await channel([sockets.unix('stream').fd, sockets.unix('seqpacket').fd])).to.deep.equal({ channel: 3, handover: 4 });
+      expect(await channel([sockets.unix('stream', 'a.sock').fd, sockets.unix('stream', 'b.sock').fd]), 'the hand-over socket is no seqpacket one').to.deep.equal({ channel: 3, handover: null });
+      expect(await channel([sockets.tcp().fd]), 'not a unix stream socket').to.deep.equal({ channel: null, handover: null });
+      expect(await channel([]), "Node's epoll").to.deep.equal({ channel: null, handover: null });
     });
   });
 

@@ -18,6 +18,12 @@ export interface ServiceConfig {
   workers?: number;
   readyTimeoutMs?: number;
   stopTimeoutMs?: number;
+  /** Serve the raw line service too, on a socket "lines": TCP (a free port is found), or a unix socket in the service's directory. */
+  lines?: boolean | 'unix';
+  /** The new process takes the line connections with connections(), not the 'connection' event. */
+  iterate?: boolean;
+  /** The http server's keepAliveTimeout. */
+  keepAliveTimeoutMs?: number;
 }
 
 /** The service's directory: its configuration, the version "on disk", its event log. */
@@ -25,8 +31,12 @@ export interface ServiceDir {
   dir: string;
   webPort: number;
   udpPort: number;
+  /** The line service's port (0 without `lines`, or on a unix socket). */
+  linesPort: number;
+  /** The line service's unix socket, with `lines: 'unix'`. */
+  linesPath: string | undefined;
   /** Writes version.json: what the next process started will be. */
-  deploy(version: string, behavior?: 'ok' | 'crash' | 'hang' | 'stubborn'): void;
+  deploy(version: string, behavior?: 'ok' | 'crash' | 'hang' | 'stubborn' | 'no-handover'): void;
   /** The `EVENT PID VERSION` lines so far. */
   events(): string[];
 }
@@ -36,14 +46,24 @@ export async function prepareService(parent: string, config: ServiceConfig): Pro
   const dir = mkdtempSync(join(parent, 'service-'));
   const webPort = await freeTcpPort();
   const udpPort = await freeUdpPort();
+  const linesPort = config.lines === true ? await freeTcpPort() : 0;
+  const linesPath = config.lines === 'unix' ? join(dir, 'lines.sock') : undefined;
+  const { lines, ...rest } = config;
   writeFileSync(
     join(dir, 'config.json'),
-    JSON.stringify({ web: { address: '127.0.0.1', port: webPort }, udp: { address: '127.0.0.1', port: udpPort }, ...config }),
+    JSON.stringify({
+      web: { address: '127.0.0.1', port: webPort },
+      udp: { address: '127.0.0.1', port: udpPort },
+      ...(lines ? { lines: linesPath ? { path: linesPath } : { address: '127.0.0.1', port: linesPort } } : {}),
+      ...rest,
+    }),
   );
   const service: ServiceDir = {
     dir,
     webPort,
     udpPort,
+    linesPort,
+    linesPath,
     deploy: (version, behavior = 'ok') => writeFileSync(join(dir, 'version.json'), JSON.stringify({ version, behavior })),
     events: () => (existsSync(join(dir, 'events.log')) ? readFileSync(join(dir, 'events.log'), 'utf8').trim().split('\n') : []),
   };
@@ -80,7 +100,9 @@ export function serviceUnit(service: ServiceDir, extra: readonly string[] = []):
 export function serviceOutput(service: ServiceDir): string {
   const file = join(service.dir, 'output.log');
   const output = existsSync(file) ? readFileSync(file, 'utf8').trim() : '(none)';
-  return `\n--- events:\n${service.events().join('\n')}\n--- output:\n${output}`;
+  const warnings = join(service.dir, 'warnings.log');
+  const warned = existsSync(warnings) ? `\n--- warnings:\n${readFileSync(warnings, 'utf8').trim()}` : '';
+  return `\n--- events:\n${service.events().join('\n')}\n--- output:\n${output}${warned}`;
 }
 
 /** Rates of the load on a service. */

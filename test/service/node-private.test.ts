@@ -6,16 +6,17 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import * as http from 'node:http';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { connectionFd } from '../../src/service/connection-fd.js';
+import { connectionFd, httpConnectionsList } from '../../src/service/node-private.js';
 import { native } from '../../src/native/addon.js';
 import { decodeSockaddr, InetAddress } from '../../src/core/sockaddr.js';
 import { useResources } from '../support/resources.js';
 
 const n = native();
-const MODULE = fileURLToPath(new URL('../../src/service/connection-fd.js', import.meta.url));
+const MODULE = fileURLToPath(new URL('../../src/service/node-private.js', import.meta.url));
 
 function codeOf(fn: () => unknown): unknown {
   try {
@@ -153,6 +154,37 @@ describe(`connectionFd() on Node ${process.version}`, () => {
     expect(run('void first.remoteFamily, first.localPort; first._handle = { fd: second._handle.fd }; connectionFd(first)')).to.match(/^ERR_SD_NODE_UNSUPPORTED .*is connected from port \d+ to \d+, the socket says/);
     expect(run('first._handle = { fd: 0 }; connectionFd(first)')).to.match(/^ERR_SD_NODE_UNSUPPORTED .*fd 0 is not a connected stream socket/);
     expect(run('connectionFd(first)')).to.equal('no error\n');
+  });
+});
+
+describe(`httpConnectionsList() on Node ${process.version}`, () => {
+  const r = useResources();
+
+  it("finds an http.Server's connections list once it listens; idle() has the parser of an idle connection, with its socket, and not of a busy one", async () => {
+    let release: (() => void) | undefined;
+    const server = r.node(http.createServer((req, res) => (req.url === '/wait' ? (release = () => res.end('done')) : res.end('x'))));
+    expect(httpConnectionsList(server), 'not before it listens').to.equal(undefined);
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const list = httpConnectionsList(server);
+    expect(list, `Node ${process.version} keeps no http.server.connections list where sd-activate reads it: HTTP connections would not be handed over`).to.not.equal(undefined);
+    const sockets: net.Socket[] = [];
+    server.on('connection', (socket: net.Socket) => sockets.push(socket));
+    const port = (server.address() as net.AddressInfo).port;
+    const idle = r.node(net.connect(port, '127.0.0.1'));
+    const busy = r.node(net.connect(port, '127.0.0.1'));
+    idle.on('data', () => undefined);
+    busy.on('data', () => undefined);
+    idle.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    busy.write('GET /wait HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhalf');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const byPort = new Map(sockets.map((s) => [s.remotePort, s]));
+    const idleSockets = list!.idle().map((parser) => parser.socket);
+    expect(idleSockets).to.include(byPort.get(idle.localPort));
+    expect(idleSockets).to.not.include(byPort.get(busy.localPort));
+    busy.write('123456');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    release?.();
   });
 });
 

@@ -1,8 +1,14 @@
 /*
- * The fd of a connected net.Socket, which Node offers no public way to read: the one place the
- * library reads Node's private `_handle` (a TCPWrap or PipeWrap whose `fd` getter is the
- * descriptor on Unix). Everything the connection hand-over does with a socket's fd starts here,
- * so a Node that changes this fails here, loudly, with ERR_SD_NODE_UNSUPPORTED, and nowhere else.
+ * The two things the connection hand-over needs that Node offers no public way to read, and the
+ * one place the library reads Node's privates for them (feature-detected, read-only, tested on
+ * Node 20, 22 and 24 so that a Node that changes them fails those tests loudly):
+ *
+ * - the fd of a connected net.Socket: its private `_handle` (a TCPWrap or PipeWrap whose `fd`
+ *   getter is the descriptor on Unix). Everything the hand-over does with a socket's fd starts
+ *   here, so a Node that changes this fails here with ERR_SD_NODE_UNSUPPORTED, and nowhere else;
+ * - an http.Server's list of connections whose parser is between two messages, the list
+ *   server.closeIdleConnections() closes (a symbol-keyed property): see http-idle.ts. A Node
+ *   without it hands no HTTP connection over; they drain as before.
  *
  * The first fd read for each address family is checked against what the kernel says of it (a
  * connected stream socket whose addresses are the ones Node reports), once per process: a Node
@@ -50,6 +56,26 @@ export function connectionFd(socket: Socket): number {
   if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 0) throw unsupported(`its _handle.fd is ${typeof fd === 'number' ? fd : typeof fd}`);
   check(fd, socket);
   return fd;
+}
+
+/** The description of the symbol under which Node 18.2+ keeps an http.Server's connections (lib/_http_server.js). */
+const CONNECTIONS = 'http.server.connections';
+
+/** What sd-activate uses of that list: its parsers between two messages, each with its socket. */
+export interface HttpConnectionsList {
+  idle(): Array<{ socket?: unknown }>;
+}
+
+/**
+ * The list of an http.Server's connections that Node keeps privately (set up once the server
+ * listens), or undefined when this Node keeps none where sd-activate looks.
+ *
+ * @internal
+ */
+export function httpConnectionsList(server: object): HttpConnectionsList | undefined {
+  const key = Object.getOwnPropertySymbols(server).find((s) => s.description === CONNECTIONS);
+  const list = key === undefined ? undefined : (server as Record<symbol, unknown>)[key];
+  return typeof list === 'object' && list !== null && typeof (list as HttpConnectionsList).idle === 'function' ? (list as HttpConnectionsList) : undefined;
 }
 
 /** Once per family: is `fd` the connected stream socket that `socket` says it is? */
