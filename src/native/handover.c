@@ -58,7 +58,6 @@ static napi_value seqpacket_pair(napi_env env, napi_callback_info info) {
  */
 static napi_value send_fds(napi_env env, napi_callback_info info) {
   napi_value argv[3];
-  size_t argc = 3;
   int32_t fd;
   bool is_buffer, is_array;
   void *data;
@@ -73,7 +72,7 @@ static napi_value send_fds(napi_env env, napi_callback_info info) {
   struct msghdr mh;
   ssize_t sent;
 
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 || !get_int32(env, argv[0], &fd) || fd < 0)
+  if (!get_fd_args(env, info, 3, argv, &fd))
     return throw_type(env, "sendFds(fd, payload, fds) takes an fd, a Buffer and an array of fds");
   if (napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer || napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok)
     return throw_type(env, "payload must be a Buffer");
@@ -120,7 +119,6 @@ static napi_value send_fds(napi_env env, napi_callback_info info) {
  */
 static napi_value receive_fds(napi_env env, napi_callback_info info) {
   napi_value argv[1], result;
-  size_t argc = 1;
   int32_t fd;
   int status;
   union {
@@ -129,7 +127,7 @@ static napi_value receive_fds(napi_env env, napi_callback_info info) {
   } control;
   received_message m;
 
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || !get_int32(env, argv[0], &fd) || fd < 0)
+  if (!get_fd_args(env, info, 1, argv, &fd))
     return throw_type(env, "fd must be an integer");
   status = recv_message(env, fd, SIZE_MAX, control.bytes, sizeof(control.bytes), &m);
   if (status < 0) return NULL;
@@ -147,10 +145,9 @@ static napi_value receive_fds(napi_env env, napi_callback_info info) {
 /* One ioctl(2) that reports a byte count of a socket's queue. */
 static napi_value queue_bytes(napi_env env, napi_callback_info info, unsigned long request) {
   napi_value argv[1], out;
-  size_t argc = 1;
   int32_t fd;
   int n = 0;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || !get_int32(env, argv[0], &fd) || fd < 0)
+  if (!get_fd_args(env, info, 1, argv, &fd))
     return throw_type(env, "fd must be an integer");
   if (ioctl(fd, request, &n) < 0) return throw_errno(env, errno, "ioctl");
   CHECK(napi_create_int32(env, n, &out));
@@ -168,10 +165,9 @@ static napi_value outq(napi_env env, napi_callback_info info) { return queue_byt
  * socket kept open while the Node server on the original closes, to listen on it again. */
 static napi_value do_dup(napi_env env, napi_callback_info info) {
   napi_value argv[1], out;
-  size_t argc = 1;
   int32_t fd;
   int copy;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || !get_int32(env, argv[0], &fd) || fd < 0)
+  if (!get_fd_args(env, info, 1, argv, &fd))
     return throw_type(env, "fd must be an integer");
   copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
   if (copy < 0) return throw_errno(env, errno, "fcntl");
@@ -182,12 +178,12 @@ static napi_value do_dup(napi_env env, napi_callback_info info) {
 /* Called from sd_activate.c's init: adds this file's functions to the addon's exports. */
 napi_status handover_init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-      {"seqpacketPair", NULL, seqpacket_pair, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"sendFds", NULL, send_fds, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"receiveFds", NULL, receive_fds, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"inq", NULL, inq, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"outq", NULL, outq, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"dup", NULL, do_dup, NULL, NULL, NULL, napi_enumerable, NULL},
+      EXPORT_FUNCTION("seqpacketPair", seqpacket_pair),
+      EXPORT_FUNCTION("sendFds", send_fds),
+      EXPORT_FUNCTION("receiveFds", receive_fds),
+      EXPORT_FUNCTION("inq", inq),
+      EXPORT_FUNCTION("outq", outq),
+      EXPORT_FUNCTION("dup", do_dup),
   };
-  return napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  return DEFINE_EXPORTS(env, exports, props);
 }

@@ -60,6 +60,23 @@ static inline int get_int32(napi_env env, napi_value value, int32_t *out) {
   return 1;
 }
 
+/* The first `want` arguments of the call, or 0 when fewer were given. */
+static inline int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return 0;
+  return argc >= want;
+}
+
+/* The first `want` arguments, the first of them an fd (an int >= 0), or 0. */
+static inline int get_fd_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv, int32_t *fd) {
+  return get_args(env, info, want, argv) && get_int32(env, argv[0], fd) && *fd >= 0;
+}
+
+/* One entry of a file's table of exported functions. */
+#define EXPORT_FUNCTION(name, fn) {name, NULL, fn, NULL, NULL, NULL, napi_enumerable, NULL}
+/* Adds a file's table (an array, not a pointer) to the addon's exports. */
+#define DEFINE_EXPORTS(env, exports, table) napi_define_properties(env, exports, sizeof(table) / sizeof((table)[0]), table)
+
 static inline int set_int(napi_env env, napi_value obj, const char *key, int64_t v) {
   napi_value value;
   return napi_create_int64(env, v, &value) == napi_ok && napi_set_named_property(env, obj, key, value) == napi_ok;
@@ -86,7 +103,7 @@ void close_fds(const int *fds, size_t n);
 
 /* Registration of the functions defined outside sd_activate.c. */
 napi_status sd_watch_init(napi_env env, napi_value exports);     /* watch.c */
-int notify_receiver_register(napi_env env, napi_value exports); /* notify_receiver.c */
+napi_status notify_receiver_init(napi_env env, napi_value exports); /* notify_receiver.c */
 napi_status handover_init(napi_env env, napi_value exports);   /* handover.c */
 
 #endif

@@ -25,18 +25,6 @@
 #define SCM_MAX_FD 253
 #endif
 
-
-
-
-/* An fd: exactly a C int, and not negative. */
-static int get_fd(napi_env env, napi_value value, int *out) {
-  int32_t v;
-  if (!get_int32(env, value, &v) || v < 0) return 0;
-  *out = v;
-  return 1;
-}
-
-
 /* notifyReceiverOpen(sockaddr) -> fd: socket, SO_PASSCRED and bind in one
  * call, so that a failed bind leaves no fd behind. Non-blocking, because
  * the only reader is the event loop; close-on-exec, because a child has no
@@ -75,7 +63,6 @@ static napi_value receiver_open(napi_env env, napi_callback_info info) {
  * are the caller's to close; they come close-on-exec (MSG_CMSG_CLOEXEC), like systemd's own. */
 static napi_value receiver_receive(napi_env env, napi_callback_info info) {
   napi_value argv[2], result;
-  size_t argc = 2;
   int fd, status;
   int32_t max;
   union {
@@ -84,7 +71,7 @@ static napi_value receiver_receive(napi_env env, napi_callback_info info) {
   } control;
   received_message m;
 
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 || !get_fd(env, argv[0], &fd) ||
+  if (!get_fd_args(env, info, 2, argv, &fd) ||
       !get_int32(env, argv[1], &max) || max < 0)
     return throw_type(env, "notifyReceive(fd, maxBytes) takes an fd and a byte count");
   status = recv_message(env, fd, (size_t)max, control.bytes, sizeof(control.bytes), &m);
@@ -207,14 +194,13 @@ static watcher *get_watcher(napi_env env, napi_value value) {
  * the one there waits for. */
 static napi_value watch_fd(napi_env env, napi_callback_info info, int events) {
   napi_value argv[2], name, external;
-  size_t argc = 2;
   int fd;
   napi_valuetype type;
   uv_loop_t *loop;
   watcher *w;
   int err;
 
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 || !get_fd(env, argv[0], &fd))
+  if (!get_fd_args(env, info, 2, argv, &fd))
     return throw_type(env, "watchReadable(fd, callback) takes an integer and a function");
   if (napi_typeof(env, argv[1], &type) != napi_ok || type != napi_function) return throw_type(env, "callback must be a function");
   if (napi_get_uv_event_loop(env, &loop) != napi_ok) return NULL;
@@ -300,14 +286,14 @@ static napi_value watch_ref(napi_env env, napi_callback_info info) {
 }
 
 /* Called from sd_activate.c's init: adds this file's functions to the exports. */
-int notify_receiver_register(napi_env env, napi_value exports) {
+napi_status notify_receiver_init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-      {"notifyReceiverOpen", NULL, receiver_open, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"notifyReceive", NULL, receiver_receive, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"watchReadable", NULL, watch_readable, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"watchEvents", NULL, watch_events, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"unwatch", NULL, unwatch, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"watchRef", NULL, watch_ref, NULL, NULL, NULL, napi_enumerable, NULL},
+      EXPORT_FUNCTION("notifyReceiverOpen", receiver_open),
+      EXPORT_FUNCTION("notifyReceive", receiver_receive),
+      EXPORT_FUNCTION("watchReadable", watch_readable),
+      EXPORT_FUNCTION("watchEvents", watch_events),
+      EXPORT_FUNCTION("unwatch", unwatch),
+      EXPORT_FUNCTION("watchRef", watch_ref),
   };
-  return napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) == napi_ok;
+  return DEFINE_EXPORTS(env, exports, props);
 }

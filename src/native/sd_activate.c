@@ -40,22 +40,11 @@
 #define PIDFS_MAGIC 0x50494446
 #endif
 
-
-
-
-static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
-  size_t argc = want;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return 0;
-  return argc >= want;
-}
-
-
 static napi_value make_int(napi_env env, int64_t v) {
   napi_value out;
   if (napi_create_int64(env, v, &out) != napi_ok) return NULL;
   return out;
 }
-
 
 static int set_bool(napi_env env, napi_value obj, const char *key, int v) {
   napi_value value;
@@ -514,30 +503,30 @@ static int add_const(napi_env env, napi_value obj, const char *name, int64_t v) 
 static napi_value init(napi_env env, napi_value exports) {
   napi_value constants;
   napi_property_descriptor props[] = {
-      {"inspect", NULL, inspect, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"getCloexec", NULL, get_cloexec, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"setCloexec", NULL, set_cloexec, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"socket", NULL, do_socket, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"setsockopt", NULL, do_setsockopt, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"bind", NULL, do_bind, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"connect", NULL, do_connect, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"listen", NULL, do_listen, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"close", NULL, do_close, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"mkfifo", NULL, do_mkfifo, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"mqOpen", NULL, do_mq_open, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"mqUnlink", NULL, do_mq_unlink, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"pidfdInodeId", NULL, pidfd_inode_id, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"pipe", NULL, do_pipe, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"socketpair", NULL, do_socketpair, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"peerCredentials", NULL, peer_credentials, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"setChildSubreaper", NULL, set_child_subreaper, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"reapChild", NULL, reap_child, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"notifySend", NULL, notify_send, NULL, NULL, NULL, napi_enumerable, NULL},
+      EXPORT_FUNCTION("inspect", inspect),
+      EXPORT_FUNCTION("getCloexec", get_cloexec),
+      EXPORT_FUNCTION("setCloexec", set_cloexec),
+      EXPORT_FUNCTION("socket", do_socket),
+      EXPORT_FUNCTION("setsockopt", do_setsockopt),
+      EXPORT_FUNCTION("bind", do_bind),
+      EXPORT_FUNCTION("connect", do_connect),
+      EXPORT_FUNCTION("listen", do_listen),
+      EXPORT_FUNCTION("close", do_close),
+      EXPORT_FUNCTION("mkfifo", do_mkfifo),
+      EXPORT_FUNCTION("mqOpen", do_mq_open),
+      EXPORT_FUNCTION("mqUnlink", do_mq_unlink),
+      EXPORT_FUNCTION("pidfdInodeId", pidfd_inode_id),
+      EXPORT_FUNCTION("pipe", do_pipe),
+      EXPORT_FUNCTION("socketpair", do_socketpair),
+      EXPORT_FUNCTION("peerCredentials", peer_credentials),
+      EXPORT_FUNCTION("setChildSubreaper", set_child_subreaper),
+      EXPORT_FUNCTION("reapChild", reap_child),
+      EXPORT_FUNCTION("notifySend", notify_send),
   };
-  CHECK(napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));
+  CHECK(DEFINE_EXPORTS(env, exports, props));
   CHECK(sd_watch_init(env, exports));
   CHECK(handover_init(env, exports));
-  if (!notify_receiver_register(env, exports)) return NULL;
+  CHECK(notify_receiver_init(env, exports));
 
   CHECK(napi_create_object(env, &constants));
   if (!add_const(env, constants, "AF_UNIX", AF_UNIX) || !add_const(env, constants, "AF_INET", AF_INET) ||

@@ -31,8 +31,6 @@ typedef struct {
   int err;
 } poll_job;
 
-
-
 static void poll_execute(napi_env env, void *data) {
   poll_job *job = data;
   (void)env;
@@ -127,13 +125,9 @@ bad:
 /* accept(fd) -> the connected fd, close-on-exec (systemd's Accept=yes does the same). */
 static napi_value do_accept(napi_env env, napi_callback_info info) {
   napi_value argv[1], out;
-  size_t argc = 1;
   int32_t fd;
   int conn;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || !get_int32(env, argv[0], &fd)) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "fd must be an integer");
-    return NULL;
-  }
+  if (!get_fd_args(env, info, 1, argv, &fd)) return throw_type(env, "fd must be an integer");
   do {
     conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
   } while (conn < 0 && errno == EINTR);
@@ -148,8 +142,8 @@ static napi_value do_accept(napi_env env, napi_callback_info info) {
 /* Called from sd_activate.c's init: adds this file's functions to the addon's exports. */
 napi_status sd_watch_init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-      {"pollReadable", NULL, poll_readable, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"accept", NULL, do_accept, NULL, NULL, NULL, napi_enumerable, NULL},
+      EXPORT_FUNCTION("pollReadable", poll_readable),
+      EXPORT_FUNCTION("accept", do_accept),
   };
-  return napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  return DEFINE_EXPORTS(env, exports, props);
 }
