@@ -9,7 +9,7 @@ import { Supervisor } from '../manager/supervisor.js';
 import { validate, type SupervisorOptions } from '../manager/supervisor-options.js';
 import { countOption, parseOptions, splitCommand } from './args.js';
 import { parseListenSpec, parseMode, type ListenDefaults } from '../manager/listen-spec.js';
-import { formatDuration, parseTimespan } from './timespan.js';
+import { formatDuration, parseTimespan } from '../core/timespan.js';
 import { UsageError } from './usage-error.js';
 
 export const RUN_HELP = `usage: sd-activate run [options] [--] COMMAND [ARGS...]
