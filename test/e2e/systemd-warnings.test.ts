@@ -1,12 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { freePort, runCli } from '../cli/helpers.js';
-import { httpGet } from '../support/network.js';
-import { SystemdManager } from '../support/systemd-manager.js';
+import { bodyAt, PROBE, useSystemdManager } from '../support/manager-suite.js';
 import { unitArg } from '../support/upgrade-harness.js';
 
 /*
@@ -15,7 +13,6 @@ import { unitArg } from '../support/upgrade-harness.js';
  * watchdog, an upgrade, a worker pool) gets none. The service is test/fixtures/warnings-probe.ts.
  */
 
-const PROBE = fileURLToPath(new URL('../fixtures/warnings-probe.js', import.meta.url));
 const CODES = ['SD_ACTIVATE_NOT_MAIN_PROCESS', 'SD_ACTIVATE_FDSTORE_DROPPED', 'SD_ACTIVATE_WATCHDOG_NOT_STARTED', 'SD_ACTIVATE_UPGRADE_UNAVAILABLE'];
 
 /** How many times each warning code appears in `text`. */
@@ -25,24 +22,10 @@ function warningsIn(text: string): Record<string, number> {
   return counts;
 }
 
-const body = async (port: number): Promise<string> => (await httpGet({ host: '127.0.0.1', port }, '/')).body;
-
 describe('misconfiguration warnings under systemd (user manager)', function () {
   this.timeout(60_000);
   const id = randomBytes(4).toString('hex');
-  let manager: SystemdManager | undefined;
-  let dir: string;
-
-  before(async function () {
-    expect(existsSync(PROBE), `${PROBE} must be built`).to.equal(true);
-    dir = mkdtempSync(join(tmpdir(), 'sd-activate-'));
-    manager = await SystemdManager.start();
-  });
-
-  after(async function () {
-    await manager?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  const suite = useSystemdManager();
 
   /** A service running the probe with `features`; its output goes to DIR/NAME.log. */
   async function install(name: string, service: string[], options: { args?: string; execStart?: string; socket?: string[] } = {}): Promise<string> {
@@ -51,29 +34,29 @@ describe('misconfiguration warnings under systemd (user manager)', function () {
       [`${unit}.service`]: [
         '[Service]',
         `ExecStart=${options.execStart ?? `${unitArg(process.execPath)} ${unitArg(PROBE)} ${options.args ?? ''}`}`,
-        `StandardOutput=append:${join(dir, `${name}.log`)}`,
+        `StandardOutput=append:${join(suite.dir, `${name}.log`)}`,
         'StandardError=inherit',
         'TimeoutStopSec=10',
         ...service,
       ].join('\n'),
     };
     if (options.socket) units[`${unit}.socket`] = ['[Socket]', ...options.socket].join('\n');
-    await manager!.installUnits(units);
+    await suite.manager.installUnits(units);
     return unit;
   }
 
   function output(name: string): string {
-    const file = join(dir, `${name}.log`);
+    const file = join(suite.dir, `${name}.log`);
     return existsSync(file) ? readFileSync(file, 'utf8') : '';
   }
 
   async function props(unit: string, ...names: string[]): Promise<Record<string, string>> {
-    const out = await manager!.systemctlOk('show', ...names.map((n) => `-p${n}`), unit);
+    const out = await suite.manager.systemctlOk('show', ...names.map((n) => `-p${n}`), unit);
     return Object.fromEntries(out.trim().split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]));
   }
 
   it('ExecStart=/bin/sh -c "node ...": SD_ACTIVATE_NOT_MAIN_PROCESS, once, and systemd indeed drops the notifications', async function () {
-    const m = manager!;
+    const m = suite.manager;
     const unit = await install('wrapper', ['Type=notify', 'TimeoutStartSec=4'], {
       execStart: `/bin/sh -c ${unitArg(`${process.execPath} ${PROBE} notify-loop`)}`,
     });
@@ -90,7 +73,7 @@ describe('misconfiguration warnings under systemd (user manager)', function () {
   });
 
   it('Type=simple with no fd store: openStoredSocket() gives SD_ACTIVATE_FDSTORE_DROPPED', async function () {
-    const m = manager!;
+    const m = suite.manager;
     const unit = await install('store', ['Type=simple'], { args: 'store' });
     await m.systemctlOk('start', `${unit}.service`);
     await m.waitFor(() => /ready \d+/.test(output('store')), 15_000, `the probe to start${output('store')}`);
@@ -103,7 +86,7 @@ describe('misconfiguration warnings under systemd (user manager)', function () {
   });
 
   it('WatchdogSec= and no watchdog started: SD_ACTIVATE_WATCHDOG_NOT_STARTED before systemd kills it', async function () {
-    const m = manager!;
+    const m = suite.manager;
     const unit = await install('watchdog', ['Type=notify', 'WatchdogSec=2', 'LimitCORE=0']);
     await m.systemctlOk('start', `${unit}.service`);
     await m.waitFor(async () => (await m.show(`${unit}.service`, 'Result')) === 'watchdog', 15_000, `Result=watchdog${output('watchdog')}`);
@@ -113,7 +96,7 @@ describe('misconfiguration warnings under systemd (user manager)', function () {
   });
 
   it('upgrader() under Type=simple: SD_ACTIVATE_UPGRADE_UNAVAILABLE', async function () {
-    const m = manager!;
+    const m = suite.manager;
     const unit = await install('simple-upgrader', ['Type=simple'], { args: 'upgrader' });
     await m.systemctlOk('start', `${unit}.service`);
     await m.waitFor(() => /SD_ACTIVATE_UPGRADE_UNAVAILABLE/.test(output('simple-upgrader')), 15_000, `the warning${output('simple-upgrader')}`);
@@ -125,7 +108,7 @@ describe('misconfiguration warnings under systemd (user manager)', function () {
   });
 
   it('upgrader() in ExecReload=: SD_ACTIVATE_UPGRADE_UNAVAILABLE names the control process', async function () {
-    const m = manager!;
+    const m = suite.manager;
     const unit = await install('control', ['Type=notify', `ExecReload=${unitArg(process.execPath)} ${unitArg(PROBE)} upgrader exit`]);
     await m.systemctlOk('start', `${unit}.service`);
     const mainPid = await m.show(`${unit}.service`, 'MainPID');
@@ -138,7 +121,7 @@ describe('misconfiguration warnings under systemd (user manager)', function () {
   });
 
   it('a unit that gives the program all it uses gets no warning, through an upgrade and a worker pool', async function () {
-    const m = manager!;
+    const m = suite.manager;
     const port = await freePort();
     const unit = await install('correct', ['Type=notify', 'FileDescriptorStoreMax=4', 'WatchdogSec=2', 'ExecReload=/bin/kill -HUP $MAINPID'], {
       args: 'store watchdog upgrader pool',
@@ -146,7 +129,7 @@ describe('misconfiguration warnings under systemd (user manager)', function () {
     });
     await m.systemctlOk('start', `${unit}.socket`, `${unit}.service`);
     const first = Number(await m.show(`${unit}.service`, 'MainPID'));
-    const served = await body(port);
+    const served = await bodyAt(port);
     expect(served).to.match(/^\d+\n$/);
     expect(Number(served)).to.not.equal(first); // a worker answered
     await m.systemctlOk('reload', `${unit}.service`);
@@ -155,7 +138,7 @@ describe('misconfiguration warnings under systemd (user manager)', function () {
     await new Promise((resolve) => setTimeout(resolve, 2500));
     const p = await props(`${unit}.service`, 'ActiveState', 'Result', 'NRestarts', 'NFileDescriptorStore');
     expect(p, output('correct')).to.deep.equal({ ActiveState: 'active', Result: 'success', NRestarts: '0', NFileDescriptorStore: '1' });
-    expect(await body(port)).to.match(/^\d+\n$/);
+    expect(await bodyAt(port)).to.match(/^\d+\n$/);
     await m.systemctlOk('stop', `${unit}.service`, `${unit}.socket`);
     const text = output('correct');
     expect(text.match(/ready \d+/g)?.length, text).to.equal(6); // 2 primaries and 4 workers
