@@ -11,6 +11,7 @@ import { doctor, DOCTOR_HELP } from './doctor.js';
 import { ls, LS_HELP } from './ls.js';
 import { reload, RELOAD_HELP } from './reload.js';
 import { run, RUN_HELP } from './run.js';
+import { units, UNITS_HELP } from './units.js';
 import { UsageError } from './usage-error.js';
 
 export const MAIN_HELP = `usage: sd-activate [--version] [--help] <command> [<args>]
@@ -23,6 +24,7 @@ Commands:
   run [options] -- COMMAND [ARGS...]   open sockets and run COMMAND with them
   ls [--json]                          list the fds this process inherited
   reload PID                           upgrade service PID, wait for the outcome
+  units [options] -- COMMAND [ARGS...] the unit files that do what run does
   doctor [--user] [options] UNIT       check a unit against what a program uses
   help [COMMAND]                       show help for a command
 
@@ -39,8 +41,8 @@ Examples:
 See 'sd-activate help <command>' for the options of a command.
 `;
 
-const HELP: Record<string, string> = { run: RUN_HELP, ls: LS_HELP, reload: RELOAD_HELP, doctor: DOCTOR_HELP };
-const COMMANDS = 'run, ls, reload and doctor';
+const HELP: Record<string, string> = { run: RUN_HELP, ls: LS_HELP, reload: RELOAD_HELP, units: UNITS_HELP, doctor: DOCTOR_HELP };
+const COMMANDS = 'run, ls, reload, units and doctor';
 
 function version(): string {
   // Found as the addon is: this file is dist/pkg/cli/main.js in the package, dist/src/cli/main.js unbundled.
@@ -72,6 +74,8 @@ export async function main(args: readonly string[]): Promise<number> {
         return await ls(rest.filter((a) => a !== '--verbose' && a !== '-v'), stderr);
       case 'reload':
         return await reload(rest.filter((a) => a !== '--verbose' && a !== '-v'), stderr);
+      case 'units':
+        return await units(rest, stderr);
       case 'doctor':
         return await doctor(rest);
       case 'help': {
