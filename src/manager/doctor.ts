@@ -29,10 +29,18 @@ export interface DoctorOptions extends SystemctlOptions {
   stopTimeoutMs?: number;
 }
 
-/** How bad a finding is: an error makes the unit fail at what the program needs; `doctor` then exits 1. */
+/**
+ * How bad a finding is: an error makes the unit fail at what the program needs; `doctor` then exits 1.
+ *
+ * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.service.html
+ */
 export type FindingLevel = 'error' | 'warning' | 'note';
 
-/** The findings, by code (listed in the README). */
+/**
+ * The findings, by code (listed in the README).
+ *
+ * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.service.html
+ */
 export type FindingCode =
   | 'unit-not-found'
   | 'unit-load-error'
@@ -59,7 +67,11 @@ export type FindingCode =
   | 'stop-timeout-short'
   | 'killmode-none';
 
-/** One thing to change. */
+/**
+ * One thing to change.
+ *
+ * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.syntax.html
+ */
 export interface Finding {
   level: FindingLevel;
   code: FindingCode;
@@ -76,7 +88,11 @@ export interface Finding {
   line: string | null;
 }
 
-/** What the doctor found about one service. */
+/**
+ * What the doctor found about one service.
+ *
+ * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.socket.html#FileDescriptorName=
+ */
 export interface Diagnosis {
   unit: string;
   findings: Finding[];

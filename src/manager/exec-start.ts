@@ -7,7 +7,11 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import type { ExecCommand } from './systemctl.js';
 
-/** How a command reaches node. */
+/**
+ * How a command reaches node.
+ *
+ * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.service.html#ExecStart=
+ */
 export type ExecStartKind =
   /** node itself, or a script whose `#!` line runs node: systemd's process is node. */
   | { kind: 'node' }
@@ -33,7 +37,11 @@ function realName(path: string): string {
   }
 }
 
-/** node, nodejs, node20, or the very node running this. */
+/**
+ * node, nodejs, node20, or the very node running this.
+ *
+ * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.service.html#ExecStart=
+ */
 export function isNode(path: string): boolean {
   if (/^node(js)?[\d.]*$/.test(basename(path))) return true;
   try {
@@ -68,7 +76,9 @@ function execsNode(line: string): boolean {
 
 /**
  * What an ExecStart= command runs, seen through programs that exec their command (`env`,
- * `nice`, ...). `cwd` is the unit's WorkingDirectory=, for the script of `npm start`.
+ * `nice`, ...).
+ *
+ * @see https://www.freedesktop.org/software/systemd/man/latest/sd_listen_fds.html
  */
 export function classifyExecStart(command: ExecCommand): ExecStartKind {
   let path = command.path;
@@ -115,6 +125,8 @@ function classifyScript(path: string, shell: string | undefined): ExecStartKind 
 /**
  * The command a package.json script runs when it is `node FILE ...`, with FILE made absolute,
  * or undefined: what `npm start` would have started, written for ExecStart=.
+ *
+ * @see https://docs.npmjs.com/cli/v11/using-npm/scripts
  */
 export function packageScriptCommand(dir: string, script: string | undefined, args: readonly string[]): string | undefined {
   // npm --prefix DIR / yarn --cwd DIR: the package is there.

@@ -20,7 +20,11 @@ export interface SystemctlOptions {
   timeoutMs?: number;
 }
 
-/** One unit as `systemctl show` prints it: each property's lines (several for Listen=, ExecStart=). */
+/**
+ * One unit as `systemctl show` prints it: each property's lines (several for Listen=, ExecStart=).
+ *
+ * @see https://www.freedesktop.org/software/systemd/man/latest/org.freedesktop.systemd1.html
+ */
 export type UnitProperties = ReadonlyMap<string, readonly string[]>;
 
 function systemctl(args: readonly string[], options: SystemctlOptions): Promise<{ stdout: string; stderr: string; code: number }> {
@@ -75,6 +79,7 @@ export async function showUnits(units: readonly string[], properties: readonly s
  * list-unit-files --type=TYPE` lists, loaded or not.
  *
  * @throws SystemdError `ERR_SD_SYSTEMCTL_FAILED` when systemctl cannot be run or fails
+ * @see https://www.freedesktop.org/software/systemd/man/latest/systemctl.html#list-unit-files%20PATTERN%E2%80%A6
  */
 export async function listUnitFiles(type: string, options: SystemctlOptions = {}): Promise<string[]> {
   const result = await systemctl(['list-unit-files', `--type=${type}`, '--no-legend', '--plain'], options);
@@ -90,6 +95,7 @@ export async function listUnitFiles(type: string, options: SystemctlOptions = {}
  * when the unit has none.
  *
  * @throws SystemdError `ERR_SD_SYSTEMCTL_FAILED` when systemctl cannot be run
+ * @see https://www.freedesktop.org/software/systemd/man/latest/systemctl.html#cat%20PATTERN%E2%80%A6
  */
 export async function catUnit(unit: string, options: SystemctlOptions = {}): Promise<string | null> {
   const result = await systemctl(['cat', '--', unit], options);
@@ -99,6 +105,8 @@ export async function catUnit(unit: string, options: SystemctlOptions = {}): Pro
 /**
  * The last value a setting gets in a section of `systemctl cat`'s text (an empty assignment
  * resets it), or undefined when it is never set. Lines continued with a backslash are joined.
+ *
+ * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.syntax.html
  */
 export function lastSetting(text: string, section: string, key: string): string | undefined {
   let current = '';
@@ -118,7 +126,11 @@ export function lastSetting(text: string, section: string, key: string): string 
   return value;
 }
 
-/** One command of ExecStart= (or ExecReload=, ...), as `systemctl show` prints it. */
+/**
+ * One command of ExecStart= (or ExecReload=, ...), as `systemctl show` prints it.
+ *
+ * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.service.html#Command%20lines
+ */
 export interface ExecCommand {
   /** The program, exactly. */
   path: string;
@@ -131,7 +143,12 @@ export interface ExecCommand {
   ignoreErrors: boolean;
 }
 
-/** Parses `{ path=/usr/bin/node ; argv[]=/usr/bin/node app.js ; ignore_errors=no ; ... }`. */
+/**
+ * Parses `{ path=/usr/bin/node ; argv[]=/usr/bin/node app.js ; ignore_errors=no ; ... }` (or the
+ * `ExecStartEx=` form, with `flags=`); undefined for anything else.
+ *
+ * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.service.html#ExecStart=
+ */
 export function parseExecCommand(value: string): ExecCommand | undefined {
   const match = /^\{ path=(.*?) ; argv\[\]=(.*?) ; (?:ignore_errors=(yes|no)|flags=([^;]*)) ;/.exec(value);
   if (!match) return undefined;

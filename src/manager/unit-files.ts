@@ -28,14 +28,22 @@ export interface UnitFilesOptions {
   commandLine?: string;
 }
 
-/** One unit file. */
+/**
+ * One unit file.
+ *
+ * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.unit.html
+ */
 export interface UnitFile {
   /** `app.service`, `app.socket`, `app@.service`. */
   name: string;
   text: string;
 }
 
-/** The units, and what differs from `sd-activate run` all the same. */
+/**
+ * The units, and what differs from `sd-activate run` all the same.
+ *
+ * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.unit.html
+ */
 export interface GeneratedUnits {
   files: UnitFile[];
   /** Sentences for the person who runs the command (written to stderr). */
@@ -44,7 +52,11 @@ export interface GeneratedUnits {
 
 const UNIT_NAME = /^[A-Za-z0-9:_.\\-]{1,200}$/;
 
-/** A word of a command line as ExecStart= reads it: `%` and `$` taken literally, quoted when needed. */
+/**
+ * A word of a command line as ExecStart= reads it: `%` and `$` taken literally, quoted when needed.
+ *
+ * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.service.html#Command%20lines
+ */
 export function execWord(word: string): string {
   const escaped = word.replace(/%/g, '%%').replace(/\$/g, '$$$$');
   if (escaped !== '' && !/[\s"'\\;]/.test(escaped)) return escaped;
@@ -63,7 +75,11 @@ function environmentLine(name: string, value: string): string {
   return `Environment="${text}"`;
 }
 
-/** Milliseconds as a systemd time span: `90s`, `1500ms`, `250us`, `infinity`. */
+/**
+ * Milliseconds as a systemd time span: `90s`, `1500ms`, `250us`, `infinity`.
+ *
+ * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.time.html
+ */
 export function timespan(ms: number): string {
   if (!Number.isFinite(ms)) return 'infinity';
   if (ms % 1000 === 0) return `${ms / 1000}s`;

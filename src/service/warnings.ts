@@ -14,7 +14,13 @@ import { upgradeChannel } from './handover.js';
 import { WORKER_VARIABLE } from '../core/variables.js';
 import { parseWatchdogEnvironment } from '../core/watchdog-env.js';
 
-/** The codes of the warnings, as `process.emitWarning()` gets them (listed in the README). */
+/**
+ * The codes of the warnings the library emits with `process.emitWarning()` (listed in the README),
+ * for a `process.on('warning')` filter or `node --disable-warning=CODE`.
+ *
+ * @see https://nodejs.org/api/process.html#processemitwarningwarning-options
+ * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.service.html#NotifyAccess=
+ */
 export type SystemdWarningCode =
   | 'SD_ACTIVATE_NOT_MAIN_PROCESS'
   | 'SD_ACTIVATE_FDSTORE_DROPPED'
@@ -62,6 +68,8 @@ function otherStartedPid(): string | undefined {
 /**
  * The service's first contact with the library (listenFds(), or a notify call): LISTEN_PID is
  * kept before it is removed, and the watchdog check is armed.
+ *
+ * @see https://www.freedesktop.org/software/systemd/man/latest/sd_watchdog_enabled.html
  */
 export function observeStart(): void {
   if (observed) return;
@@ -106,6 +114,8 @@ function hasPing(message: Buffer): boolean {
  * Called for every datagram sent to NOTIFY_SOCKET: the first one checks the sender, and a
  * WATCHDOG=1 disarms the watchdog check. `claimedPid` is the pid the message is sent for
  * (sd_pid_notify), when not this process: it is then not this process that speaks.
+ *
+ * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.exec.html#%24SYSTEMD_EXEC_PID
  */
 export function observeSend(message: Buffer, claimedPid: number | undefined): void {
   observeStart();
@@ -131,6 +141,8 @@ export function observeSend(message: Buffer, claimedPid: number | undefined): vo
 /**
  * Before FDSTORE=1: warns when the environment shows that systemd will not keep these fds.
  * `socket` is the notify socket the message goes to (undefined: none).
+ *
+ * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.service.html#FileDescriptorStoreMax=
  */
 export function checkFdStore(name: string, fds: readonly number[], socket: string | undefined): void {
   if (given.has('SD_ACTIVATE_FDSTORE_DROPPED') || inWorker()) return;
@@ -162,12 +174,20 @@ export function checkFdStore(name: string, fds: readonly number[], socket: strin
   );
 }
 
-/** After FDSTOREREMOVE=1: those fds no longer count against the limit. */
+/**
+ * After FDSTOREREMOVE=1: those fds no longer count against the limit.
+ *
+ * @see https://www.freedesktop.org/software/systemd/man/latest/sd_notify.html#FDSTOREREMOVE=1
+ */
 export function forgetStored(name: string): void {
   stored.delete(name);
 }
 
-/** When upgrader() starts: warns when the environment shows that an upgrade cannot work in this unit. */
+/**
+ * When upgrader() starts: warns when the environment shows that an upgrade cannot work in this unit.
+ *
+ * @see https://www.freedesktop.org/software/systemd/man/latest/sd_notify.html#MAINPID=%E2%80%A6
+ */
 export function checkUpgrade(): void {
   if (inWorker()) return;
   const mainPid = process.env.MAINPID;
