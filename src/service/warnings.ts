@@ -75,6 +75,11 @@ export function observeStart(): void {
   if (observed) return;
   observed = true;
   listenPid = process.env.LISTEN_PID;
+  // The usual case costs two reads: nothing else is called (nor compiled) without a watchdog.
+  if (process.env.WATCHDOG_USEC !== undefined) armWatchdogCheck();
+}
+
+function armWatchdogCheck(): void {
   let usec: bigint | null;
   try {
     usec = parseWatchdogEnvironment(process.env, process.pid);
