@@ -5,6 +5,7 @@ import { diagnoseUnit, type Diagnosis, type DoctorOptions } from '../manager/doc
 import { parseOptions } from './args.js';
 import { parseTimespan } from '../core/timespan.js';
 import { UsageError } from './usage-error.js';
+import { quote } from '../core/quote.js';
 
 export const DOCTOR_HELP = `usage: sd-activate doctor [options] UNIT
 
@@ -54,7 +55,7 @@ function nameList(option: string, values: string[] | undefined): string[] | unde
   if (values === undefined) return undefined;
   const names = values.flatMap((v) => v.split(','));
   const bad = names.find((n) => !/^[\x20-\x39\x3b-\x7e]{1,255}$/.test(n));
-  if (bad !== undefined) throw new UsageError(`--${option} takes fd names (printable ASCII without ':'), comma-separated; got ${JSON.stringify(bad)}`);
+  if (bad !== undefined) throw new UsageError(`--${option} takes fd names (printable ASCII without ':'), comma-separated; got ${quote(bad)}`);
   return names;
 }
 
@@ -70,11 +71,11 @@ export function doctorOptions(args: readonly string[]): { help: true } | { help:
   if (stored) options.stored = stored;
   if (v['stop-timeout'] !== undefined) {
     const ms = parseTimespan(v['stop-timeout'] as string);
-    if (ms === undefined || !Number.isFinite(ms)) throw new UsageError(`--stop-timeout takes a time span like 10, 10s or 500ms, got ${JSON.stringify(v['stop-timeout'])}`);
+    if (ms === undefined || !Number.isFinite(ms)) throw new UsageError(`--stop-timeout takes a time span like 10, 10s or 500ms, got ${quote(v['stop-timeout'] as string)}`);
     options.stopTimeoutMs = ms;
   }
   const unit = positionals[0]!;
-  if (/\.[a-z]+$/.test(unit) && !unit.endsWith('.service')) throw new UsageError(`${JSON.stringify(unit)} is not a service: give the .service unit (its sockets are checked with it)`);
+  if (/\.[a-z]+$/.test(unit) && !unit.endsWith('.service')) throw new UsageError(`${quote(unit)} is not a service: give the .service unit (its sockets are checked with it)`);
   return { help: false, unit, options, json: v.json === true };
 }
 

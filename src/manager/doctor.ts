@@ -10,6 +10,7 @@ import { basename, dirname, join } from 'node:path';
 import { parseTimespan } from '../core/timespan.js';
 import { classifyExecStart, packageScriptCommand } from './exec-start.js';
 import { catUnit, lastSetting, listUnitFiles, parseExecCommand, showUnits, type ExecCommand, type SystemctlOptions, type UnitProperties } from './systemctl.js';
+import { clip, quote } from '../core/quote.js';
 
 /**
  * What the program uses, as far as the doctor is told, and which manager to ask.
@@ -158,7 +159,7 @@ function killPath(): string {
  */
 export async function diagnoseUnit(name: string, options: DoctorOptions = {}): Promise<Diagnosis> {
   const unit = /\.[a-z]+$/.test(name) ? name : `${name}.service`;
-  if (!unit.endsWith('.service')) throw new TypeError(`${JSON.stringify(name)} is not a service: give the .service unit (its sockets are checked with it)`);
+  if (!unit.endsWith('.service')) throw new TypeError(`${quote(name)} is not a service: give the .service unit (its sockets are checked with it)`);
   const stopTimeoutMs = options.stopTimeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
   if (!(stopTimeoutMs >= 0)) throw new TypeError('options.stopTimeoutMs must be 0 or more');
 
@@ -194,7 +195,7 @@ export async function diagnoseUnit(name: string, options: DoctorOptions = {}): P
     const consequence =
       'so node is not the process systemd started: LISTEN_PID names another process (no socket is passed to node), ' +
       'with NotifyAccess=main systemd drops node\'s notifications (READY=1, the watchdog) and SIGTERM goes to the other process';
-    const shown = `${exec.argv.join(' ')}`;
+    const shown = clip(exec.argv.join(' '));
     if (how.kind === 'package-manager') {
       const direct = packageScriptCommand(cwd, how.script, exec.argv.slice(1));
       add('error', 'exec-package-manager', `ExecStart= runs ${how.tool} (${shown}), which starts node as its child, ${consequence}. Run node directly.`, 'ExecStart', direct ? `ExecStart=${direct}` : nodeLine);

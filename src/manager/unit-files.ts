@@ -9,6 +9,7 @@ import { classifyExecStart, isNode } from './exec-start.js';
 import type { ListenSpec, SocketSpec } from './listen-spec.js';
 import { resolveCommand } from './service-process.js';
 import type { SupervisorOptions } from './supervisor-options.js';
+import { quote } from '../core/quote.js';
 
 /**
  * How the units are named and where they run.
@@ -65,7 +66,7 @@ export function execWord(word: string): string {
 
 /** A value of a setting that takes the rest of the line (a path): only specifiers need escaping. */
 function plain(value: string): string {
-  if (/[\n\r]/.test(value)) throw new TypeError(`${JSON.stringify(value)} has a line break: a unit file cannot hold it`);
+  if (/[\n\r]/.test(value)) throw new TypeError(`${quote(value)} has a line break: a unit file cannot hold it`);
   return value.replace(/%/g, '%%');
 }
 
@@ -103,7 +104,7 @@ function listenLine(spec: ListenSpec, cwd: string): string {
   const a = spec.address;
   if (a.family === 'unix') return `${key}=${plain('abstract' in a ? `@${a.abstract}` : resolve(cwd, a.path))}`;
   if (a.port === 0) {
-    throw new TypeError(`${JSON.stringify(spec.text)} has port 0: systemd binds the port its unit names and cannot let the kernel choose; give a port`);
+    throw new TypeError(`${quote(spec.text)} has port 0: systemd binds the port its unit names and cannot let the kernel choose; give a port`);
   }
   if (spec.anyAddress) return `${key}=${a.port}`;
   return `${key}=${a.family === 'ipv4' ? `${a.address}:${a.port}` : `[${a.address}${a.scopeId ? `%${a.scopeId}` : ''}]:${a.port}`}`;
@@ -143,7 +144,7 @@ function unitPart(fdName: string): string {
  */
 export function unitFiles(options: SupervisorOptions, settings: UnitFilesOptions): GeneratedUnits {
   const { name } = settings;
-  if (!UNIT_NAME.test(name)) throw new TypeError(`${JSON.stringify(name)} cannot name a unit: letters, digits and ':', '_', '.', '-', '\\' only`);
+  if (!UNIT_NAME.test(name)) throw new TypeError(`${quote(name)} cannot name a unit: letters, digits and ':', '_', '.', '-', '\\' only`);
   const cwd = settings.cwd ?? process.cwd();
   if (options.watch?.length) {
     throw new TypeError('--watch has no systemd equivalent (a .path unit could restart the service; none is written): leave it out for the units');
@@ -185,7 +186,7 @@ export function unitFiles(options: SupervisorOptions, settings: UnitFilesOptions
   const socketNames: string[] = [];
   for (const [fdName, group] of groups) {
     const unit = single ? `${name}.socket` : `${name}-${unitPart(fdName)}.socket`;
-    if (socketNames.includes(unit)) throw new TypeError(`the fd names ${JSON.stringify(fdName)} and another both make the unit name ${unit}: rename one`);
+    if (socketNames.includes(unit)) throw new TypeError(`the fd names ${quote(fdName)} and another both make the unit name ${unit}: rename one`);
     socketNames.push(unit);
     const extra = socketSettings(group[0]!);
     for (const spec of group.slice(1)) {
