@@ -24,6 +24,7 @@ Options:
       --watchdog           it calls startWatchdog()
       --stop-timeout SEC   the stopTimeoutMs it gives lifecycle() or upgrader(),
                            as a time span (default 10s, theirs)
+      --idle-exit SEC      the idleTimeoutMs it gives them: it exits when idle
       --json               print the findings as JSON
   -h, --help               show this help
 
@@ -46,6 +47,7 @@ const OPTIONS = {
   upgrader: { type: 'boolean' },
   watchdog: { type: 'boolean' },
   'stop-timeout': { type: 'string' },
+  'idle-exit': { type: 'string' },
   json: { type: 'boolean' },
   verbose: { type: 'boolean', short: 'v' },
   help: { type: 'boolean', short: 'h' },
@@ -73,6 +75,11 @@ export function doctorOptions(args: readonly string[]): { help: true } | { help:
     const ms = parseTimespan(v['stop-timeout'] as string);
     if (ms === undefined || !Number.isFinite(ms)) throw new UsageError(`--stop-timeout takes a time span like 10, 10s or 500ms, got ${quote(v['stop-timeout'] as string)}`);
     options.stopTimeoutMs = ms;
+  }
+  if (v['idle-exit'] !== undefined) {
+    const ms = parseTimespan(v['idle-exit'] as string);
+    if (ms === undefined || !Number.isFinite(ms) || ms <= 0) throw new UsageError(`--idle-exit takes a time span above 0 like 30s, got ${quote(v['idle-exit'] as string)}`);
+    options.idleTimeoutMs = ms;
   }
   const unit = positionals[0]!;
   if (/\.[a-z]+$/.test(unit) && !unit.endsWith('.service')) throw new UsageError(`${quote(unit)} is not a service: give the .service unit (its sockets are checked with it)`);

@@ -28,6 +28,8 @@ export interface DoctorOptions extends SystemctlOptions {
   watchdog?: boolean;
   /** The `stopTimeoutMs` it gives lifecycle() or upgrader() (default theirs, 10000). */
   stopTimeoutMs?: number;
+  /** The `idleTimeoutMs` it gives lifecycle() or upgrader(): it exits when idle. */
+  idleTimeoutMs?: number;
 }
 
 /**
@@ -66,7 +68,10 @@ export type FindingCode =
   | 'watchdog-off'
   | 'watchdog-no-restart'
   | 'stop-timeout-short'
-  | 'killmode-none';
+  | 'killmode-none'
+  | 'idle-no-socket'
+  | 'idle-stored'
+  | 'idle-start-limit';
 
 /**
  * One thing to change.
@@ -118,6 +123,8 @@ const SERVICE_PROPERTIES = [
   'KillMode',
   'Restart',
   'TriggeredBy',
+  'StartLimitBurst',
+  'StartLimitIntervalUSec',
 ];
 const SOCKET_PROPERTIES = ['Id', 'LoadState', 'FragmentPath', 'FileDescriptorName', 'Listen', 'Accept', 'Triggers'];
 
@@ -305,6 +312,23 @@ export async function diagnoseUnit(name: string, options: DoctorOptions = {}): P
   const stopMs = parseTimespan(one(service!, 'TimeoutStopUSec'));
   if (stopMs !== undefined && stopMs <= stopTimeoutMs) {
     add('warning', 'stop-timeout-short', `TimeoutStopSec=${seconds(stopMs)} is not longer than the drain (stopTimeoutMs ${stopTimeoutMs}): systemd sends SIGKILL while requests are still finishing, and the stop ends in Result=timeout`, 'TimeoutStopSec', `TimeoutStopSec=${seconds(stopTimeoutMs + 5000)}`);
+  }
+
+  // --- Exit when idle: the next connection must find the sockets held, and start it again.
+  const idleMs = options.idleTimeoutMs;
+  if (idleMs !== undefined) {
+    if (sockets.length === 0) {
+      add('error', 'idle-no-socket', 'the program exits when idle, and no .socket unit holds its sockets: it is refused (ERR_SD_IDLE_EXIT_UNSAFE), since nothing would listen, nor start it, once it is gone: create it with the address the program listens on', 'ListenStream', 'ListenStream=ADDRESS', { unit: sameName, file: file ? join(dirname(file), sameName) : null, section: 'Socket' });
+    }
+    if (stored.length > 0) {
+      add('error', 'idle-stored', `the program exits when idle and opens ${stored.join(', ')} itself (the fd store): the store keeps sockets across a restart, not a stop, so idle exit is refused for them; let a .socket unit hold them, with their address`, 'FileDescriptorName', `FileDescriptorName=${stored[0]}`, { unit: sameName, file: file ? join(dirname(file), sameName) : null, section: 'Socket' });
+    }
+    // Each start after an idle exit counts for StartLimitBurst= within StartLimitIntervalSec=.
+    const burst = Number(one(service!, 'StartLimitBurst') || '0');
+    const intervalMs = parseTimespan(one(service!, 'StartLimitIntervalUSec')) ?? 0;
+    if (burst > 0 && intervalMs > 0 && Number.isFinite(intervalMs) && burst <= Math.floor(intervalMs / idleMs)) {
+      add('warning', 'idle-start-limit', `the program exits after ${idleMs} ms idle, so the next connections may start it ${Math.floor(intervalMs / idleMs) + 1} times within StartLimitIntervalSec=${seconds(intervalMs)}, more than StartLimitBurst=${burst}: systemd then refuses to start it (start-limit-hit) and the connection is refused`, 'StartLimitBurst', `StartLimitBurst=${Math.floor(intervalMs / idleMs) + 2}`, { section: 'Unit' });
+    }
   }
 
   return { unit, findings, sockets: sockets.map(({ unit: u, name: n, listen }) => ({ unit: u, name: n, listen })) };

@@ -276,6 +276,37 @@ describe('sd-activate doctor (user manager)', function () {
     expect(codes((await doctor(`${unit}-killmode.service`)).findings)).to.deep.equal(['warning killmode-none']);
   });
 
+  it('exit when idle: idle-no-socket, idle-stored, idle-start-limit, and the start limit systemd then hits', async function () {
+    const m = suite.manager;
+    const [port, other] = [await freePort(), await freePort()];
+    const unit = await install('idle', {
+      '.socket': ['[Socket]', `ListenStream=127.0.0.1:${port}`, 'FileDescriptorName=web'],
+      '.service': ['[Service]', 'Type=notify', `ExecStart=${NODE} http idle`, 'Environment=IDLE_MS=100'],
+      '-burst.socket': ['[Socket]', `ListenStream=127.0.0.1:${other}`, 'FileDescriptorName=web'],
+      '-burst.service': ['[Unit]', 'StartLimitBurst=200', '[Service]', 'Type=notify', `ExecStart=${NODE} http idle`, 'Environment=IDLE_MS=100'],
+      '-nosocket.service': ['[Service]', 'Type=notify', `ExecStart=${NODE} idle`],
+    });
+    const limit = await doctor(`${unit}.service`, '--names', 'web', '--idle-exit', '100ms');
+    expect(codes(limit.findings)).to.deep.equal(['warning idle-start-limit']);
+    expect(limit.findings[0]).to.deep.include({ section: 'Unit', key: 'StartLimitBurst', line: 'StartLimitBurst=102' });
+    expect((await doctor(`${unit}-burst.service`, '--names', 'web', '--idle-exit', '100ms')).findings).to.deep.equal([]);
+    const stored = await doctor(`${unit}-burst.service`, '--names', 'web', '--stored', 'cache', '--idle-exit', '100ms');
+    expect(codes(stored.findings)).to.deep.equal(['error fdstore-off', 'warning fdstore-no-restart', 'error idle-stored']);
+    const nosocket = await doctor(`${unit}-nosocket.service`, '--idle-exit', '5s');
+    expect(codes(nosocket.findings)).to.deep.equal(['error idle-no-socket']);
+    expect(nosocket.findings[0]).to.deep.include({ unit: `${unit}-nosocket.socket`, section: 'Socket', line: 'ListenStream=ADDRESS' });
+    // Started: the one without a socket is refused; the other exits when idle, and the next
+    // connections start it until systemd's start limit (5 within 10 s) refuses it.
+    expect((await m.systemctl('start', `${unit}-nosocket.service`)).code).to.not.equal(0);
+    await m.systemctlOk('start', `${unit}.socket`);
+    for (let i = 0; i < 6 && (await m.show(`${unit}.service`, 'Result')) !== 'start-limit-hit'; i++) {
+      await bodyAt(port).catch(() => '');
+      await m.waitFor(async () => (await m.show(`${unit}.service`, 'ActiveState')) !== 'active', 10_000, 'the idle exit');
+    }
+    await m.waitFor(async () => (await m.show(`${unit}.service`, 'Result')) === 'start-limit-hit', 10_000, 'Result=start-limit-hit');
+    await m.systemctl('stop', `${unit}.socket`);
+  });
+
   it('refuses what it cannot check', async function () {
     const env = { ...process.env, XDG_RUNTIME_DIR: suite.manager.dir, DBUS_SESSION_BUS_ADDRESS: undefined };
     const socket = await runCli(['doctor', '--user', 'app.socket'], { env });
