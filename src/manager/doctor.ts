@@ -5,7 +5,7 @@
  * here runs it: the fd names it asks for, the names it stores, whether it upgrades, pings a
  * watchdog, and how long it drains.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { parseTimespan } from '../core/timespan.js';
 import { classifyExecStart, packageScriptCommand } from './exec-start.js';
@@ -63,6 +63,7 @@ export type FindingCode =
   | 'upgrade-type'
   | 'upgrade-no-reload'
   | 'upgrade-reload-signal'
+  | 'upgrade-reload-unreported'
   | 'upgrade-killmode'
   | 'watchdog-unused'
   | 'watchdog-off'
@@ -144,12 +145,26 @@ function sendsHupToMain(command: ExecCommand): boolean {
   if (basename(command.path) !== 'kill') return false;
   const args = command.argv.slice(1);
   const hup = args.some((a, i) => /^-(HUP|SIGHUP|1)$/.test(a) || (/^(-s|--signal)$/.test(a) && /^((SIG)?HUP|1)$/.test(args[i + 1] ?? '')));
-  return hup && args.some((a) => a === '$MAINPID' || a === '${MAINPID}');
+  return hup && args.some(MAINPID);
 }
 
-/** /bin/kill where it exists (Debian, Fedora), else /usr/bin/kill. */
-function killPath(): string {
-  return existsSync('/bin/kill') ? '/bin/kill' : '/usr/bin/kill';
+const MAINPID = (word: string): boolean => word === '$MAINPID' || word === '${MAINPID}';
+
+/** `sd-activate reload $MAINPID`: the package's bin, or node running its cli/main.js. */
+function reloadsThroughCli(command: ExecCommand): boolean {
+  const words = [command.path, ...command.argv.slice(1)];
+  const at = words.findIndex((w, i) => words[i + 1] === 'reload' && (/(^|\/)sd-activate$/.test(w) || /\/cli\/main\.js$/.test(w)));
+  return at !== -1 && words.slice(at + 2).some(MAINPID);
+}
+
+/**
+ * The ExecReload= that reports the upgrade's outcome, with the sd-activate this doctor is: its
+ * bin as it was run (node_modules/.bin/sd-activate, /usr/bin/sd-activate), or node and its script.
+ */
+function reloadLine(): string {
+  const script = process.argv[1] ?? '';
+  const command = basename(script) === 'sd-activate' ? script : `${process.execPath} ${existsSync(script) ? realpathSync(script) : script}`;
+  return `ExecReload=${command} reload $MAINPID`;
 }
 
 /**
@@ -278,9 +293,13 @@ export async function diagnoseUnit(name: string, options: DoctorOptions = {}): P
     const reloads = (service!.get('ExecReload') ?? []).map(parseExecCommand).filter((c): c is ExecCommand => c !== undefined);
     if (type !== 'notify-reload') {
       if (reloads.length === 0) {
-        add('error', 'upgrade-no-reload', 'no ExecReload=: `systemctl reload` cannot start an upgrade (upgrader() upgrades on SIGHUP)', 'ExecReload', `ExecReload=${killPath()} -HUP $MAINPID`);
-      } else if (!reloads.some(sendsHupToMain)) {
-        add('warning', 'upgrade-reload-signal', `ExecReload= runs ${reloads.map((c) => c.argv.join(' ')).join('; ')}, which does not send SIGHUP to $MAINPID: upgrader() upgrades on SIGHUP (its upgradeSignal)`, 'ExecReload', `ExecReload=${killPath()} -HUP $MAINPID`);
+        add('error', 'upgrade-no-reload', 'no ExecReload=: `systemctl reload` cannot start an upgrade; `sd-activate reload $MAINPID` starts one and reports its outcome', 'ExecReload', reloadLine());
+      } else if (reloads.some(reloadsThroughCli)) {
+        // The upgrade is asked for, and `systemctl reload` fails when it rolls back.
+      } else if (reloads.some(sendsHupToMain)) {
+        add('note', 'upgrade-reload-unreported', 'ExecReload= sends SIGHUP and returns at once: `systemctl reload` succeeds even when the upgrade rolls back (systemd 252 has no Type=notify-reload to wait); `sd-activate reload $MAINPID` waits for the outcome', 'ExecReload', reloadLine());
+      } else {
+        add('warning', 'upgrade-reload-signal', `ExecReload= runs ${clip(reloads.map((c) => c.argv.join(' ')).join('; '))}, which neither asks for an upgrade nor sends SIGHUP to $MAINPID (upgrader()'s upgradeSignal)`, 'ExecReload', reloadLine());
       }
     }
     if (killMode === 'process' || killMode === 'none') {
