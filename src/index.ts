@@ -10,6 +10,7 @@ export {
 } from './service/activation.js';
 export { LISTEN_FDS_START, parseListenEnvironment, type ListenEnvironment, type ProcessIdentity } from './core/env.js';
 export { SystemdError, type SystemError, type SystemdErrorCode } from './core/errors.js';
+export { type SystemdWarningCode } from './service/warnings.js';
 export { InetAddress, type NetlinkAddress, type OtherAddress, type SocketAddress, type UnixAddress, type VsockAddress } from './core/sockaddr.js';
 export {
   describeFdInfo,

@@ -7,9 +7,11 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { clip } from '../core/quote.js';
 import { packageRoot } from '../native/addon.js';
+import { doctor, DOCTOR_HELP } from './doctor.js';
 import { ls, LS_HELP } from './ls.js';
 import { reload, RELOAD_HELP } from './reload.js';
 import { run, RUN_HELP } from './run.js';
+import { units, UNITS_HELP } from './units.js';
 import { UsageError } from './usage-error.js';
 
 export const MAIN_HELP = `usage: sd-activate [--version] [--help] <command> [<args>]
@@ -22,6 +24,8 @@ Commands:
   run [options] -- COMMAND [ARGS...]   open sockets and run COMMAND with them
   ls [--json]                          list the fds this process inherited
   reload PID                           upgrade service PID, wait for the outcome
+  units [options] -- COMMAND [ARGS...] the unit files that do what run does
+  doctor [--user] [options] UNIT       check a unit against what a program uses
   help [COMMAND]                       show help for a command
 
 Options:
@@ -37,7 +41,8 @@ Examples:
 See 'sd-activate help <command>' for the options of a command.
 `;
 
-const HELP: Record<string, string> = { run: RUN_HELP, ls: LS_HELP, reload: RELOAD_HELP };
+const HELP: Record<string, string> = { run: RUN_HELP, ls: LS_HELP, reload: RELOAD_HELP, units: UNITS_HELP, doctor: DOCTOR_HELP };
+const COMMANDS = 'run, ls, reload, units and doctor';
 
 function version(): string {
   // Found as the addon is: this file is dist/pkg/cli/main.js in the package, dist/src/cli/main.js unbundled.
@@ -69,10 +74,14 @@ export async function main(args: readonly string[]): Promise<number> {
         return await ls(rest.filter((a) => a !== '--verbose' && a !== '-v'), stderr);
       case 'reload':
         return await reload(rest.filter((a) => a !== '--verbose' && a !== '-v'), stderr);
+      case 'units':
+        return await units(rest, stderr);
+      case 'doctor':
+        return await doctor(rest);
       case 'help': {
         // `help --help`: the usage of help is a line of the main help.
         const topic = rest[0] === '--help' || rest[0] === '-h' ? undefined : rest[0];
-        if (topic !== undefined && !HELP[topic]) throw new UsageError(`no such command: ${clip(topic)}; the commands are run, ls and reload`);
+        if (topic !== undefined && !HELP[topic]) throw new UsageError(`no such command: ${clip(topic)}; the commands are ${COMMANDS}`);
         process.stdout.write(topic ? HELP[topic]! : MAIN_HELP);
         return 0;
       }
@@ -89,7 +98,7 @@ export async function main(args: readonly string[]): Promise<number> {
       case '--verbose':
         return await main(rest.length ? rest : ['--help']);
       default:
-        throw new UsageError(`'${clip(command)}' is not a command; the commands are run, ls and reload (see 'sd-activate --help')`);
+        throw new UsageError(`'${clip(command)}' is not a command; the commands are ${COMMANDS} (see 'sd-activate --help')`);
     }
   } catch (error) {
     stderr((error as Error).message ?? String(error));

@@ -7,7 +7,7 @@ import { connect } from 'node:net';
 import { reloadSocketName } from '../service/upgrade-control.js';
 import { quote } from '../core/quote.js';
 import { parseOptions } from './args.js';
-import { parseTimespan } from './timespan.js';
+import { parseTimespan } from '../core/timespan.js';
 import { UsageError } from './usage-error.js';
 
 export const RELOAD_HELP = `usage: sd-activate reload [--timeout SEC] PID

@@ -4,12 +4,13 @@
 import { clip, quote, QUOTE_MAX } from '../core/quote.js';
 import { basename } from 'node:path';
 import { closeInheritedOnExec } from '../manager/inherited-fds.js';
+import type { ParseArgsConfig } from 'node:util';
 import { describeListener } from '../manager/listeners.js';
 import { Supervisor } from '../manager/supervisor.js';
 import { validate, type SupervisorOptions } from '../manager/supervisor-options.js';
-import { countOption, parseOptions, splitCommand } from './args.js';
+import { countOption, parseOptions, splitCommand, type ParsedOptions } from './args.js';
 import { parseListenSpec, parseMode, type ListenDefaults } from '../manager/listen-spec.js';
-import { formatDuration, parseTimespan } from './timespan.js';
+import { formatDuration, parseTimespan } from '../core/timespan.js';
 import { UsageError } from './usage-error.js';
 
 export const RUN_HELP = `usage: sd-activate run [options] [--] COMMAND [ARGS...]
@@ -157,13 +158,30 @@ function duration(name: string, value: string | undefined, allowInfinity: boolea
   return ms;
 }
 
-/** The command line as Supervisor options, or a UsageError. Exported for tests; no I/O. */
-export function runOptions(args: readonly string[]): { help: true } | { help: false; options: SupervisorOptions; quiet: boolean; verbose: boolean } {
-  const { own, command } = splitCommand(args, OPTIONS);
-  const { values: v, positionals } = parseOptions(own, OPTIONS, 'run');
+/** What {@link runOptions} found. */
+export interface RunCommandLine {
+  help: false;
+  options: SupervisorOptions;
+  quiet: boolean;
+  verbose: boolean;
+  /** The `-E NAME=VALUE` assignments alone, in order (`options.env` is `process.env` with them). */
+  setenv: Array<[name: string, value: string]>;
+  /** Every option's value, `extra`'s included, by long name. */
+  extra: ParsedOptions['values'];
+}
+
+/**
+ * The command line as Supervisor options, or a UsageError. Exported for tests; no I/O.
+ * `sd-activate units` takes the same command line (`subcommand` names it in messages) with
+ * options of its own (`extra`).
+ */
+export function runOptions(args: readonly string[], subcommand = 'run', extra: NonNullable<ParseArgsConfig['options']> = {}): { help: true } | RunCommandLine {
+  const config = { ...OPTIONS, ...extra };
+  const { own, command } = splitCommand(args, config);
+  const { values: v, positionals } = parseOptions(own, config, subcommand);
   if (v.help) return { help: true };
   if (positionals.length > 0) throw new UsageError(`unexpected argument ${quote(positionals[0]!)}`);
-  if (command.length === 0) throw new UsageError(`no command to run; usage: sd-activate run [options] -- COMMAND [ARGS...]`);
+  if (command.length === 0) throw new UsageError(`no command to run; usage: sd-activate ${subcommand} [options] -- COMMAND [ARGS...]`);
 
   const defaults: ListenDefaults = {};
   const backlog = countOption('backlog', v.backlog as string | undefined);
@@ -178,10 +196,12 @@ export function runOptions(args: readonly string[]): { help: true } | { help: fa
   const listen = ((v.listen as string[] | undefined) ?? []).map((text) => parseListenSpec(text, defaults));
 
   const env: NodeJS.ProcessEnv = { ...process.env };
+  const setenv: Array<[string, string]> = [];
   for (const assignment of (v.setenv as string[] | undefined) ?? []) {
     const eq = assignment.indexOf('=');
     if (eq <= 0) throw new UsageError(`--setenv takes NAME=VALUE, got ${quote(assignment)}`);
     env[assignment.slice(0, eq)] = assignment.slice(eq + 1);
+    setenv.push([assignment.slice(0, eq), assignment.slice(eq + 1)]);
   }
 
   const options: SupervisorOptions = { command: command[0]!, args: command.slice(1), listen, env };
@@ -223,7 +243,7 @@ export function runOptions(args: readonly string[]): { help: true } | { help: fa
     if (error instanceof TypeError) throw new UsageError(error.message);
     throw error;
   }
-  return { help: false, options, quiet: v.quiet === true, verbose: v.verbose === true };
+  return { help: false, options, quiet: v.quiet === true, verbose: v.verbose === true, setenv, extra: v };
 }
 
 /**

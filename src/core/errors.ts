@@ -62,7 +62,9 @@ export type SystemdErrorCode =
   /** `idleTimeoutMs` asked of a service whose sockets would not outlive it: they are not all inherited from the service manager. */
   | 'ERR_SD_IDLE_EXIT_UNSAFE'
   /** This Node.js keeps a connection's fd elsewhere than sd-activate reads it (its private net.Socket `_handle`): connections cannot be handed over. */
-  | 'ERR_SD_NODE_UNSUPPORTED';
+  | 'ERR_SD_NODE_UNSUPPORTED'
+  /** `sd-activate doctor`: systemctl could not be run, or failed to read the unit. */
+  | 'ERR_SD_SYSTEMCTL_FAILED';
 
 /**
  * The one error class of sd-activate for its own conditions. Failed syscalls are

@@ -71,14 +71,16 @@ export interface ServiceSpawnOptions {
   inetd?: number;
   /** More variables (REMOTE_ADDR and REMOTE_PORT of a connection). */
   set?: Readonly<Record<string, string>>;
+  /** FileDescriptorStoreMax=: above 0 (with a NOTIFY_SOCKET), FDSTORE= tells the service, as systemd 254+ does. */
+  fdStoreMax?: number;
 }
 
 /**
  * Spawns the service as socket activation does (see shared/exec.ts), with what systemd's exec sets
  * for every service besides the protocol's variables: INVOCATION_ID, a new 128-bit id for each
- * start (what journald and the tools that look for systemd read), and SYSTEMD_EXEC_PID, the pid it
- * execs (systemd 248+). stdin is /dev/null (StandardInput=null), or with `inetd` the socket at 0
- * and 1 (StandardInput=socket).
+ * start (what journald and the tools that look for systemd read), SYSTEMD_EXEC_PID, the pid it
+ * execs (systemd 248+), and FDSTORE, the size of the fd store (254+). stdin is /dev/null
+ * (StandardInput=null), or with `inetd` the socket at 0 and 1 (StandardInput=socket).
  *
  * @see https://www.freedesktop.org/software/systemd/man/latest/sd_listen_fds.html
  * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.exec.html
@@ -86,7 +88,13 @@ export interface ServiceSpawnOptions {
 export function spawnService(options: ServiceSpawnOptions): ChildProcess {
   const set: Record<string, string> = { ...options.set, INVOCATION_ID: randomBytes(16).toString('hex') };
   const pidVariables = ['SYSTEMD_EXEC_PID'];
-  if (options.notifySocket !== undefined) set.NOTIFY_SOCKET = options.notifySocket;
+  if (options.notifySocket !== undefined) {
+    set.NOTIFY_SOCKET = options.notifySocket;
+    if ((options.fdStoreMax ?? 0) > 0) set.FDSTORE = String(options.fdStoreMax);
+  }
+  // FDSTORE= describes this store alone: one inherited from the caller's own manager must not pass.
+  const env: NodeJS.ProcessEnv = { ...options.env };
+  delete env.FDSTORE;
   if (options.watchdogUsec !== undefined) {
     set.WATCHDOG_USEC = String(options.watchdogUsec);
     pidVariables.push('WATCHDOG_PID');
@@ -96,7 +104,7 @@ export function spawnService(options: ServiceSpawnOptions): ChildProcess {
     args: options.args,
     listenFds: options.fds,
     listenNames: options.names,
-    env: options.env,
+    env,
     set,
     pidVariables,
     cwd: options.cwd,

@@ -286,7 +286,6 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
   }
 
   private spawn(fds: number[], names: string[], connection: boolean): ServiceInstance {
-    const watchdogMs = this.options.watchdogMs;
     // StandardInput=socket: the one socket (or connection) at 0 and 1, and nothing at 3+.
     const inetd = this.options.standardInput === 'socket' ? fds[0] : undefined;
     const child = spawnService({
@@ -297,11 +296,12 @@ export class Supervisor extends EventEmitter<SupervisorEvents> {
       cwd: this.options.cwd,
       stdio: this.options.stdio ?? 'inherit',
       notifySocket: this.receiver?.address,
-      watchdogUsec: watchdogMs === undefined ? undefined : Math.round(watchdogMs * 1000),
+      watchdogUsec: this.options.watchdogMs === undefined ? undefined : Math.round(this.options.watchdogMs * 1000),
       inetd,
       set: connection ? remoteVariables(fds[0]!) : undefined,
+      fdStoreMax: this.options.fdStoreMax,
     });
-    const instance = new ServiceInstance(child, connection, watchdogMs ?? 0, this.host);
+    const instance = new ServiceInstance(child, connection, this.options.watchdogMs ?? 0, this.host);
     const { pid } = instance;
     this.instances.add(instance);
     if (pid !== 0) this.subreaper.spawned.add(pid);

@@ -6,6 +6,7 @@ import { describeFdInfo, toFdInfo, type FdInfo } from '../core/socket-info.js';
 import { isValidFdName } from '../core/fd-name.js';
 import { list, quote, show } from '../core/quote.js';
 import type { RawFdFacts } from '../core/fd-facts.js';
+import { observeStart } from './warnings.js';
 
 /**
  * One inherited fd: its number, its name from LISTEN_FDNAMES, and what it really is.
@@ -117,6 +118,7 @@ function readOnce(options: ListenFdsOptions): Outcome {
     throw new TypeError('options.unsetEnvironment must be a boolean');
   }
   const unset = options.unsetEnvironment ?? true;
+  observeStart();
   try {
     const parsed = parseListenEnvironment(process.env, { pid: process.pid, pidfdId: () => native().pidfdInodeId() });
     if (!parsed.activated) return { fds: Object.freeze([]), reason: parsed.reason };

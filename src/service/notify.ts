@@ -5,6 +5,7 @@ import { encodeSockaddr } from '../core/sockaddr.js';
 import { checkFdName } from '../core/fd-name.js';
 import { quote, show } from '../core/quote.js';
 import { checkFds, checkPid, checkStatus, checkValue, encodeFields, errnoNumber, hasLoneSurrogate, usec } from './notify-message.js';
+import { checkFdStore, forgetStored, observeSend } from './warnings.js';
 import type { FdStoreOptions, Notify, NotifyFields, NotifyOptions, NotifySendOptions, ReloadingOptions } from './notify-types.js';
 
 export type { FdStoreOptions, Notify, NotifyFields, NotifyFlag, NotifyOptions, NotifySendOptions, NotifyValue, ReloadingOptions } from './notify-types.js';
@@ -78,6 +79,7 @@ function credentials(pid: number | undefined): Credentials | null {
 function send(message: Buffer, fds: readonly number[] | null, options: NotifyOptions | undefined): boolean {
   const value = options?.socket ?? process.env.NOTIFY_SOCKET;
   if (value === undefined) return false;
+  observeSend(message, options?.pid);
   try {
     const address = notifyAddress(value);
     const cred = credentials(options?.pid);
@@ -244,11 +246,18 @@ export const notify: Notify = Object.assign(notifyFunction, {
     return sendText(`BUSERROR=${checkValue('BUSERROR', name)}`, null, options);
   },
   fdStore: (name: string, fds: readonly number[], options?: FdStoreOptions) => {
-    const list = checkFds(fds, true);
+    const list = checkFds(fds, true)!;
+    const fdName = checkFdName(name, 'FDNAME');
     const poll = options?.poll;
     if (poll !== undefined && typeof poll !== 'boolean') throw new TypeError('options.poll must be a boolean');
-    return sendText(`FDSTORE=1\nFDNAME=${checkFdName(name, 'FDNAME')}${poll === false ? '\nFDPOLL=0' : ''}`, list, options);
+    checkOptions(options);
+    checkFdStore(fdName, list, options?.socket ?? process.env.NOTIFY_SOCKET);
+    return sendText(`FDSTORE=1\nFDNAME=${fdName}${poll === false ? '\nFDPOLL=0' : ''}`, list, options);
   },
-  fdStoreRemove: (name: string, options?: NotifyOptions) => sendText(`FDSTOREREMOVE=1\nFDNAME=${checkFdName(name, 'FDNAME')}`, null, options),
+  fdStoreRemove: (name: string, options?: NotifyOptions) => {
+    const sent = sendText(`FDSTOREREMOVE=1\nFDNAME=${checkFdName(name, 'FDNAME')}`, null, options);
+    forgetStored(name);
+    return sent;
+  },
   barrier,
 });

@@ -1,5 +1,6 @@
 import { internals } from './internals.js';
 import type { UpgraderOptions, UpgradeResult, UpgraderEvents, Upgrader } from './upgrade-types.js';
+import { checkUpgrade } from './warnings.js';
 
 export type { HandedOverConnection, HandoverEvent, PassedEvent, PassOutcome, UpgraderOptions, UpgradeResult, UpgraderEvents, Upgrader } from './upgrade-types.js';
 
@@ -41,6 +42,7 @@ export type { HandedOverConnection, HandoverEvent, PassedEvent, PassOutcome, Upg
  * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.service.html#ExecReload=
  */
 export async function upgrader(options: UpgraderOptions = {}): Promise<Upgrader> {
+  checkUpgrade();
   // Loaded on first use: a service that never upgrades does not pay for it at start-up.
   const { startUpgrader } = await import('./upgrade-impl.js');
   return startUpgrader(options, internals);

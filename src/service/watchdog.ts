@@ -1,10 +1,7 @@
-import { errno as errnoValues } from '../core/builtins.js';
-import { SystemdError } from '../core/errors.js';
+import { parseWatchdogEnvironment } from '../core/watchdog-env.js';
 import { notify } from './notify.js';
-import { U64_MAX, parsePid, safeAtou64 } from '../core/parse-number.js';
-import { quote } from '../core/quote.js';
 
-const { EINVAL, ERANGE } = errnoValues;
+export { parseWatchdogEnvironment } from '../core/watchdog-env.js';
 
 /** The longest delay setTimeout() takes; a longer one would fire at once. */
 const TIMER_MAX_MS = 0x7fffffff;
@@ -23,45 +20,6 @@ const TIMER_MAX_MS = 0x7fffffff;
  * @see https://www.freedesktop.org/software/systemd/man/latest/systemd.service.html#WatchdogSec=
  */
 export const MIN_PING_INTERVAL_MS = 10;
-
-/**
- * What WATCHDOG_USEC and WATCHDOG_PID say, by sd_watchdog_enabled(3)'s rules. A pure function of
- * the environment and the pid: nothing is read or unset.
- *
- * - WATCHDOG_USEC unset: no watchdog (`null`).
- * - WATCHDOG_USEC unparsable, 0, or infinity (2^64-1): an error.
- * - WATCHDOG_PID unparsable or not a valid pid: an error; set to another pid: no watchdog (`null`).
- *
- * @returns the timeout in microseconds, or null when no watchdog is asked of this process
- * @throws SystemdError `ERR_SD_WATCHDOG_USEC_INVALID` or `ERR_SD_WATCHDOG_PID_INVALID`, with
- *   `cause.errno` the negative errno libsystemd returns for the same value
- * @see https://www.freedesktop.org/software/systemd/man/latest/sd_watchdog_enabled.html
- */
-export function parseWatchdogEnvironment(env: Readonly<Record<string, string | undefined>>, pid: number): bigint | null {
-  const usecText = env.WATCHDOG_USEC;
-  if (usecText === undefined) return null;
-  const usec = safeAtou64(usecText);
-  if (typeof usec !== 'bigint') {
-    throw watchdogError('ERR_SD_WATCHDOG_USEC_INVALID', 'WATCHDOG_USEC', usecText, usec.errno, usec.errno === ERANGE ? 'is out of range' : 'is not a number');
-  }
-  if (usec === 0n || usec === U64_MAX) {
-    throw watchdogError('ERR_SD_WATCHDOG_USEC_INVALID', 'WATCHDOG_USEC', usecText, EINVAL, usec === 0n ? 'is 0' : 'is infinity');
-  }
-  const pidText = env.WATCHDOG_PID;
-  if (pidText !== undefined) {
-    const target = parsePid(pidText);
-    if (typeof target !== 'number') {
-      throw watchdogError('ERR_SD_WATCHDOG_PID_INVALID', 'WATCHDOG_PID', pidText, target.errno, target.errno === ERANGE ? 'is not a valid pid' : 'is not a number');
-    }
-    // Meant for another process: the one systemd started, which then exec'd or forked us.
-    if (target !== pid) return null;
-  }
-  return usec;
-}
-
-function watchdogError(code: 'ERR_SD_WATCHDOG_USEC_INVALID' | 'ERR_SD_WATCHDOG_PID_INVALID', variable: string, value: string, errno: number, problem: string): SystemdError {
-  return new SystemdError(code, `${variable}=${quote(value)} ${problem}`, { cause: { errno: -errno } });
-}
 
 /**
  * Options of {@link watchdogEnabled}.

@@ -25,6 +25,10 @@ describe('sd-activate (command line)', function () {
       ['sd-activate run --help', ['run', '--help']],
       ['sd-activate ls --help', ['ls', '--help']],
       ['sd-activate help run', ['help', 'run']],
+      ['sd-activate units --help', ['units', '--help']],
+      ['sd-activate help units', ['help', 'units']],
+      ['sd-activate doctor --help', ['doctor', '--help']],
+      ['sd-activate help doctor', ['help', 'doctor']],
     ];
     for (const [title, args] of pages) {
       it(`${title}: usage first, examples, 80 columns, exit 0`, async () => {
@@ -41,7 +45,7 @@ describe('sd-activate (command line)', function () {
       expect((await runCli(['help', 'run'])).stdout).to.equal((await runCli(['run', '--help'])).stdout);
       const bad = await runCli(['help', 'frob']);
       expect(bad.code).to.equal(2);
-      expect(bad.stderr).to.equal('sd-activate: no such command: frob; the commands are run, ls and reload\n');
+      expect(bad.stderr).to.equal('sd-activate: no such command: frob; the commands are run, ls, reload, units and doctor\n');
     });
 
     it('--version prints the package version', async () => {

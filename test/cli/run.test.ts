@@ -529,7 +529,7 @@ describe('sd-activate run', function () {
       expect(oneLine(noValue.stderr)).to.equal('sd-activate: option --listen needs a value');
       const notCommand = await runCli(['frob']);
       expect(notCommand.code).to.equal(2);
-      expect(oneLine(notCommand.stderr)).to.match(/'frob' is not a command; the commands are run, ls and reload/);
+      expect(oneLine(notCommand.stderr)).to.match(/'frob' is not a command; the commands are run, ls, reload, units and doctor/);
     });
 
     it('--verbose adds the stack trace', async () => {

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { describeSpec, isValidSpecName, parseListenSpec, parseMode, type ListenSpec } from '../../src/manager/listen-spec.js';
-import { formatDuration, parseTimespan } from '../../src/cli/timespan.js';
+import { formatDuration, parseTimespan } from '../../src/core/timespan.js';
 import { SystemdError } from '../../src/core/errors.js';
 import { quote } from '../../src/core/quote.js';
 

@@ -10,7 +10,7 @@ import { connect } from 'node:net';
  * npx and the system's tools: the CLI runs as the package's installed `bin`, through npx.
  */
 import { expect } from 'chai';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { httpGet, readUntilEnd } from '../support/network.js';
 import { SystemdManager } from '../support/systemd-manager.js';
@@ -75,6 +75,17 @@ const CLAIMS: Claim[] = [
     notRun: "two files in one block (`// worker.js`) and the reader's `handler`: examples/zero-downtime with WORKERS=4 is this program, run by test/e2e/upgrade.test.ts",
   },
   { name: 'sd-activate run', match: (b) => b.heading === 'Without systemd: `sd-activate run`' && b.lang === 'sh' },
+  {
+    name: 'sd-activate doctor',
+    match: (b) => b.heading === '`sd-activate doctor UNIT`' && b.lang === 'sh',
+    notRun: "the output for units of the reader's (under /home/me, `...` for lines left out); every finding is produced from real units under systemd by test/e2e/systemd-doctor.test.ts",
+  },
+  { name: 'sd-activate units', match: (b) => b.heading === '`sd-activate units`: the unit files for what `run` does' && b.lang === 'sh' && b.text.startsWith('$ ') },
+  {
+    name: 'sd-activate units --write',
+    match: (b) => b.heading === '`sd-activate units`: the unit files for what `run` does' && b.lang === 'sh' && b.text.includes('--write'),
+    notRun: "it writes into the reader's ~/.config and enables units in their user manager; test/e2e/systemd-units.test.ts writes units with --write into a real user manager's unit directory and starts them",
+  },
   {
     name: 'sd-activate/testing',
     match: (b) => b.heading === 'In tests: `sd-activate/testing`' && b.lang === 'js',
@@ -331,6 +342,18 @@ for (const ignoreScripts of [false, true]) {
       const npx = /^sd-activate: started npx \(pid (\d+)\)$/m.exec(wrapped.stderr)?.[1];
       expect(npx, wrapped.stderr).to.be.a('string');
       expect(wrapped.stderr).to.match(new RegExp(`^sd-activate: no inherited fds: LISTEN_PID=${npx} names another process than this one \\(pid \\d+\\): a wrapper`, 'm'));
+    });
+
+    it('`sd-activate units`: the files the README shows, for a server.js of the project, through npx', async function () {
+      const [first, ...output] = blockOf('sd-activate units').text.replace(/\n$/, '').split('\n');
+      expect(first).to.match(/^\$ sd-activate units /);
+      if (!existsSync(join(dir, 'server.js'))) writeFileSync(join(dir, 'server.js'), '');
+      // The README's paths are the reader's: their project's folder and the node on their PATH.
+      const node = (await sh('command -v node', { cwd: dir, env })).stdout.trim();
+      const result = await sh(`npx ${first!.slice(2)}`, { cwd: dir, env });
+      expect(result.code, result.stderr).to.equal(0);
+      const printed = result.stdout.replace(/\n$/, '').split('\n').filter((line) => !line.startsWith('# Written by sd-activate units'));
+      expect(printed.join('\n')).to.equal(output.join('\n').replaceAll('/home/me/app', realpathSync(dir)).replaceAll('/usr/bin/node', node));
     });
 
     it('`--help` of every command, `help COMMAND` and `--version`, through npx', async function () {
