@@ -58,6 +58,7 @@ export {
   type HandedOverConnection,
   type HandoverEvent,
   type PassedEvent,
+  type PassOptions,
   type PassOutcome,
   type Upgrader,
   type UpgradeResult,

@@ -90,6 +90,10 @@ export class Drain {
   #draining = false;
   #activity: (() => void) | undefined;
   #handingOver: ((socket: Socket) => boolean) | undefined;
+  /** Connections no server accepted: handed over by an upgrade's old process (see {@link Drain.track}). */
+  readonly #adopted = new Set<Socket>();
+  /** Called each time a connection closes while close() waits for the last one. */
+  #closedOne: (() => void) | undefined;
 
   constructor(servers: readonly Closable[], options: DrainOptions) {
     this.#options = options;
@@ -103,6 +107,7 @@ export class Drain {
           socket.once('close', () => {
             tracked.sockets.delete(socket);
             this.#activity?.();
+            this.#closedOne?.();
           });
         });
         if (typeof (server as { updateSettings?: unknown }).updateSettings === 'function') {
@@ -132,9 +137,39 @@ export class Drain {
     return this.#tracked.every((t) => t.kind !== 'other');
   }
 
-  /** Whether a connection is open on any server (a request in flight has one). */
+  /** Whether a connection is open on any server (a request in flight has one), or one handed over. */
   get busy(): boolean {
-    return this.#tracked.some((t) => t.sockets.size > 0);
+    return this.#adopted.size > 0 || this.#tracked.some((t) => t.sockets.size > 0);
+  }
+
+  /**
+   * A connection this process did not accept, handed over by an upgrade's old process to the
+   * application: a stop waits for it to close as for an accepted one, and cuts it at the deadline.
+   * (A server counts only the connections it accepted itself: one handed to it with
+   * `emit('connection')` does not hold its close().)
+   */
+  track(socket: Socket): void {
+    if (socket.destroyed) return;
+    this.#adopted.add(socket);
+    this.#activity?.();
+    socket.once('close', () => {
+      this.#adopted.delete(socket);
+      this.#activity?.();
+      this.#closedOne?.();
+    });
+  }
+
+  /** Resolves once no connection is open: those the servers do not count (handed over) included. */
+  #allClosed(): Promise<void> {
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (this.busy) return;
+        this.#closedOne = undefined;
+        resolve();
+      };
+      this.#closedOne = check;
+      check();
+    });
   }
 
   /** Calls `listener` on every connection opened or closed and every datagram read. */
@@ -167,7 +202,7 @@ export class Drain {
   async close(deadlineMs: number, idleConnections: DrainOptions['idleConnections'] = this.#options.idleConnections): Promise<void> {
     this.#draining = true;
     const { Server } = process.getBuiltinModule('node:net');
-    const closed = this.#tracked.map((t) => this.#closeOne(t, Server, idleConnections));
+    const closed = [...this.#tracked.map((t) => this.#closeOne(t, Server, idleConnections)), this.#allClosed()];
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'deadline'>((resolve) => {
       timer = setTimeout(() => resolve('deadline'), deadlineMs);
@@ -175,6 +210,7 @@ export class Drain {
     const outcome = await Promise.race([Promise.all(closed), deadline]);
     clearTimeout(timer);
     if (outcome === 'deadline') {
+      for (const socket of this.#adopted) socket.destroy();
       for (const t of this.#tracked) {
         for (const socket of t.sockets) socket.destroy();
         (t.server as HttpLike).closeAllConnections?.();

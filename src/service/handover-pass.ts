@@ -6,7 +6,7 @@
  */
 import type { Socket } from 'node:net';
 import { connectionFd } from './node-private.js';
-import type { PassOutcome } from './upgrade-types.js';
+import type { PassOptions, PassOutcome } from './upgrade-types.js';
 
 /** The largest state one connection may carry (its JSON): a batch goes in one message, which the kernel bounds. */
 export const MAX_STATE_BYTES = 65_536;
@@ -14,11 +14,38 @@ export const MAX_STATE_BYTES = 65_536;
 /** How often a pass() waiting for its socket's writes to reach the kernel looks again. */
 const WRITES_POLL_MS = 10;
 
-/** A pass() call, until it has its outcome. */
-interface Queued {
+/** The longest `to` (see PassOptions.to): it is sent with every connection. */
+const MAX_TO_LENGTH = 64;
+
+/** A connection to send: the application's socket, state and options. */
+export interface PassItem extends PassOptions {
   socket: Socket;
   state: unknown;
+}
+
+/** A pass() call, until it has its outcome. */
+interface Queued extends PassItem {
   resolve: (outcome: PassOutcome) => void;
+}
+
+/**
+ * @throws TypeError when `to` is not a string of 1 to {@link MAX_TO_LENGTH} characters
+ */
+export function checkTo(to: unknown): asserts to is string | undefined {
+  if (to !== undefined && (typeof to !== 'string' || to.length === 0 || to.length > MAX_TO_LENGTH)) {
+    throw new TypeError(`to must be a string of 1 to ${MAX_TO_LENGTH} characters`);
+  }
+}
+
+/**
+ * @throws TypeError when `options` are not PassOptions
+ */
+function checkOptions(options: unknown): asserts options is PassOptions | undefined {
+  if (options === undefined) return;
+  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  const { to, ready } = options as PassOptions;
+  checkTo(to);
+  if (ready !== undefined && typeof ready !== 'function') throw new TypeError('options.ready must be a function');
 }
 
 /**
@@ -39,7 +66,7 @@ function checkState(state: unknown): void {
 /** @internal */
 export class PassQueue {
   /** Sends connections with the application's states; resolves with those passed. */
-  readonly #send: (items: Array<{ socket: Socket; state: unknown }>) => Promise<Set<Socket>>;
+  readonly #send: (items: PassItem[]) => Promise<Set<Socket>>;
   /** Whether a socket is in a batch already (an HTTP one the application passes too). */
   readonly #busy: (socket: Socket) => boolean;
   readonly #queue: Queued[] = [];
@@ -48,7 +75,7 @@ export class PassQueue {
   readonly #passing = new Map<Socket, Promise<PassOutcome>>();
   #active = true;
 
-  constructor(send: (items: Array<{ socket: Socket; state: unknown }>) => Promise<Set<Socket>>, busy: (socket: Socket) => boolean) {
+  constructor(send: (items: PassItem[]) => Promise<Set<Socket>>, busy: (socket: Socket) => boolean) {
     this.#send = send;
     this.#busy = busy;
   }
@@ -56,20 +83,22 @@ export class PassQueue {
   /**
    * Hands `socket` over with `state` (see HandoverEvent.pass).
    *
-   * @throws (rejects) TypeError when `socket` is not a net.Socket or `state` is not JSON;
+   * @throws (rejects) TypeError when `socket` is not a net.Socket, `state` is not JSON or `options` not valid;
    *   SystemdError `ERR_SD_FD_UNSUITABLE` for a TLS socket, `ERR_SD_FD_INVALID` for one that is
    *   destroyed or not connected, `ERR_SD_NODE_UNSUPPORTED` when this Node keeps the fd elsewhere
    */
-  pass(socket: Socket, state: unknown): Promise<PassOutcome> {
+  pass(socket: Socket, state: unknown, options?: PassOptions): Promise<PassOutcome> {
     try {
       connectionFd(socket);
       checkState(state);
+      checkOptions(options);
     } catch (error) {
       return Promise.reject(error as Error);
     }
     const already = this.#passing.get(socket);
     if (already) return already;
-    const outcome = new Promise<PassOutcome>((resolve) => this.#enqueue({ socket, state, resolve }));
+    const { to, ready } = options ?? {};
+    const outcome = new Promise<PassOutcome>((resolve) => this.#enqueue({ socket, state, to, ready, resolve }));
     this.#passing.set(socket, outcome);
     void outcome.then(() => this.#passing.delete(socket));
     return outcome;
@@ -108,7 +137,7 @@ export class PassQueue {
       else now.push(item);
     }
     if (now.length === 0) return;
-    const passed = await this.#send(now.map(({ socket, state }) => ({ socket, state })));
+    const passed = await this.#send(now.map(({ socket, state, to, ready }) => ({ socket, state, to, ready })));
     for (const item of now) {
       if (passed.has(item.socket)) item.resolve('passed');
       else if (this.#active && !item.socket.destroyed && item.socket.writableLength > 0) this.#later(item);

@@ -69,7 +69,7 @@ export function receiveHandover(fd: number, servers: readonly object[], incoming
 function adopt(connection: IncomingConnection, http: ReadonlyMap<string, Server>, incoming: IncomingConnections): void {
   const record = connection.state as ConnectionRecord | null;
   if (record?.k === 'raw') {
-    incoming.add(connection, record.state);
+    incoming.add(connection, record.state, typeof record.to === 'string' ? record.to : undefined);
     return;
   }
   const server = record?.k === 'http' ? http.get(record.server) : undefined;

@@ -41,7 +41,7 @@ export interface Hello {
 }
 
 /** The state record sent with each connection. */
-export type ConnectionRecord = { k: 'http'; server: string; idleMs?: number } | { k: 'raw'; state: unknown };
+export type ConnectionRecord = { k: 'http'; server: string; idleMs?: number } | { k: 'raw'; state: unknown; to?: string };
 
 /** How long the new process's hello may take: it is sent before its READY=1, so it is queued already. */
 const HELLO_TIMEOUT_MS = 2000;
@@ -136,10 +136,12 @@ export class HandoverSender {
     this.#channel = channel;
     this.#context = context;
     this.#http = http;
-    this.#passes = new PassQueue(
-      (items) => this.#send(items.map(({ socket, state }) => ({ socket, state: { k: 'raw', state } satisfies ConnectionRecord })), (socket) => socket.writableLength === 0),
-      (socket) => this.#inFlight.has(socket),
-    );
+    this.#passes = new PassQueue((items) => {
+      const readyOf = new Map(items.map((item) => [item.socket, item.ready]));
+      const records = items.map(({ socket, state, to }) => ({ socket, state: (to === undefined ? { k: 'raw', state } : { k: 'raw', state, to }) satisfies ConnectionRecord }));
+      // The application's check last: when it says yes, the socket goes (PassOptions.ready).
+      return this.#send(records, (socket) => socket.writableLength === 0 && (readyOf.get(socket)?.(socket) ?? true));
+    }, (socket) => this.#inFlight.has(socket));
     channel.setMaxListeners(0);
     channel.once('end', () => this.#ended());
     channel.once('error', (error) => {
@@ -216,7 +218,7 @@ export class HandoverSender {
       this.#stops.push(() => clearInterval(sweep));
     }
     try {
-      events.emit('handover', { pid: this.#context.pid, pass: (socket, state) => this.#passes.pass(socket, state) });
+      events.emit('handover', { pid: this.#context.pid, pass: (socket, state, options) => this.#passes.pass(socket, state, options) });
     } catch (error) {
       this.#context.warn(error instanceof Error ? error : new Error(String(error)));
     }
@@ -283,13 +285,17 @@ export class HandoverSender {
     const { events, pid, heldTimeoutMs } = this.#context;
     const watched = events.listenerCount('passed') > 0;
     const told: Array<UpgraderEvents['passed'][0]> = [];
-    const kinds = new Map(items.map((item) => [item.socket, (item.state as ConnectionRecord).k]));
+    const records = new Map(items.map((item) => [item.socket, item.state as ConnectionRecord]));
     const sending = sendConnections(this.#channel, items, {
       ready,
       heldTimeoutMs,
       peerAlive: () => isAlive(pid),
       beforePass: watched
-        ? (socket) => told.push({ pid, kind: kinds.get(socket)!, remoteAddress: socket.remoteAddress, remotePort: socket.remotePort, localPort: socket.localPort })
+        ? (socket) => {
+            const record = records.get(socket)!;
+            const to = record.k === 'raw' && record.to !== undefined ? { to: record.to } : {};
+            told.push({ pid, kind: record.k, ...to, remoteAddress: socket.remoteAddress, remotePort: socket.remotePort, localPort: socket.localPort });
+          }
         : undefined,
     });
     this.#running.add(sending);

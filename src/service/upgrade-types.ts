@@ -57,6 +57,24 @@ export interface UpgradeResult {
 /** What became of a connection given to {@link HandoverEvent.pass}: the new process's now, or still this one's (reading again). */
 export type PassOutcome = 'passed' | 'kept';
 
+/** Options of {@link HandoverEvent.pass}. */
+export interface PassOptions {
+  /**
+   * Who takes the connection in the new process: the name given there to
+   * `connections(to)`, which alone gets it (not the 'connection' event). For a library that
+   * hands over connections of its own beside the application's (`sd-activate/ws` uses `'ws'`).
+   * At most 64 characters.
+   */
+  to?: string;
+  /**
+   * The last word on the boundary: called at the moment the new process holds the socket, with
+   * reading stopped, right before it is let go and in the same synchronous run: true lets it
+   * go (it passes), false keeps it here ('kept'). For state that can change after `pass()` was
+   * called (a frame arriving in a parser, a queued write).
+   */
+  ready?: (socket: Socket) => boolean;
+}
+
 /**
  * The 'handover' event of an {@link Upgrader}, in the old process of an upgrade: established
  * connections may pass to the new process now.
@@ -73,15 +91,15 @@ export interface HandoverEvent {
    * Resolves 'passed' once the socket is the new process's (destroyed here: no FIN, no RST reaches
    * the client), or 'kept' when the new process did not take it (gone, or the hand-over is over):
    * the socket is this process's again, reading as before. The new process gets it through its
-   * upgrader's 'connection' event or connections().
+   * upgrader's 'connection' event or connections() (or `connections(options.to)`).
    *
-   * @throws (rejects) TypeError when `socket` is not a net.Socket, or `state` is not JSON or too
-   *   big; SystemdError `ERR_SD_FD_UNSUITABLE` for a TLS socket, `ERR_SD_FD_INVALID` for one that
+   * @throws (rejects) TypeError when `socket` is not a net.Socket, `state` is not JSON or too
+   *   big, or `options` are not valid; SystemdError `ERR_SD_FD_UNSUITABLE` for a TLS socket, `ERR_SD_FD_INVALID` for one that
    *   is destroyed or still connecting, `ERR_SD_NODE_UNSUPPORTED` when this Node keeps a socket's
    *   fd elsewhere than sd-activate knows
    * @see https://man7.org/linux/man-pages/man7/unix.7.html (SCM_RIGHTS)
    */
-  pass(socket: Socket, state?: unknown): Promise<PassOutcome>;
+  pass(socket: Socket, state?: unknown, options?: PassOptions): Promise<PassOutcome>;
 }
 
 /** The 'passed' event of an {@link Upgrader}: one connection is the new process's now. */
@@ -90,6 +108,8 @@ export interface PassedEvent {
   pid: number;
   /** An HTTP/1.1 connection handed over by itself, or one given to {@link HandoverEvent.pass}. */
   kind: 'http' | 'raw';
+  /** The `to` it was passed with (see {@link PassOptions.to}). */
+  to?: string;
   /** The client's address and port (none for a unix socket), as they were before the hand-over. */
   remoteAddress: string | undefined;
   remotePort: number | undefined;
@@ -121,7 +141,7 @@ export interface UpgraderEvents {
   /** Old process: a connection passed to the new process. */
   passed: [event: PassedEvent];
   /**
-   * New process: a connection the old process passed with `pass()`, and its state. Those that
+   * New process: a connection the old process passed with `pass()` (without `to`), and its state. Those that
    * come before a listener is added (they come before upgrader() resolves) wait, unread, for the
    * first listener or connections().
    */
@@ -155,6 +175,9 @@ export interface Upgrader extends EventEmitter<UpgraderEvents> {
    * The connections the previous process handed over with `pass()` (see the 'connection' event),
    * as they come; it ends once that hand-over is over (at once in a process not started by an
    * upgrade). Each connection goes to one taker: a 'connection' listener or one iterator.
+   * With `to`: only those passed with that `to` (see {@link PassOptions.to}), which go nowhere else.
+   *
+   * @throws TypeError when `to` is not a string of 1 to 64 characters
    */
-  connections(): AsyncIterableIterator<HandedOverConnection>;
+  connections(to?: string): AsyncIterableIterator<HandedOverConnection>;
 }

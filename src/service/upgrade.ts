@@ -2,7 +2,7 @@ import { internals } from './internals.js';
 import type { UpgraderOptions, UpgradeResult, UpgraderEvents, Upgrader } from './upgrade-types.js';
 import { checkUpgrade } from './warnings.js';
 
-export type { HandedOverConnection, HandoverEvent, PassedEvent, PassOutcome, UpgraderOptions, UpgradeResult, UpgraderEvents, Upgrader } from './upgrade-types.js';
+export type { HandedOverConnection, HandoverEvent, PassedEvent, PassOptions, PassOutcome, UpgraderOptions, UpgradeResult, UpgraderEvents, Upgrader } from './upgrade-types.js';
 
 /**
  * Ties a service to systemd's lifecycle, as lifecycle() does, and upgrades it without losing a

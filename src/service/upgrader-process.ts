@@ -83,7 +83,7 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
   /** `receiving`: started by an upgrade whose old process hands connections over. */
   constructor(core: Internals, options: UpgraderOptions, drain: Drain, previousPid: number | undefined, receiving: boolean) {
     super();
-    this.incoming = new IncomingConnections(this, (error) => this.#warn(error), options.stopTimeoutMs ?? 10_000, receiving);
+    this.incoming = new IncomingConnections(this, (error) => this.#warn(error), options.stopTimeoutMs ?? 10_000, receiving, (socket) => drain.track(socket));
     this.#core = core;
     this.#options = options;
     this.#drain = drain;
@@ -122,8 +122,8 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
   }
 
   /** The connections the previous process handed over with pass(), until that hand-over is over. */
-  connections(): AsyncIterableIterator<HandedOverConnection> {
-    return this.incoming.iterate();
+  connections(to?: string): AsyncIterableIterator<HandedOverConnection> {
+    return this.incoming.iterate(to);
   }
 
   /**

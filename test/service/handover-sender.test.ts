@@ -22,7 +22,15 @@ import { useResources } from '../support/resources.js';
 describe('connection hand-over: pass(), its events and its refusals', () => {
   const r = useResources();
 
-  async function setUp(): Promise<{ sender: HandoverSender; pass: HandoverEvent['pass']; old: EventEmitter<UpgraderEvents>; next: EventEmitter<UpgraderEvents>; warnings: Error[]; connect: () => Promise<{ client: net.Socket; accepted: net.Socket }> }> {
+  async function setUp(): Promise<{
+    sender: HandoverSender;
+    pass: HandoverEvent['pass'];
+    old: EventEmitter<UpgraderEvents>;
+    next: EventEmitter<UpgraderEvents>;
+    incoming: IncomingConnections;
+    warnings: Error[];
+    connect: () => Promise<{ client: net.Socket; accepted: net.Socket }>;
+  }> {
     const [a, b] = native().seqpacketPair() as [number, number];
     const old = new EventEmitter<UpgraderEvents>();
     const next = new EventEmitter<UpgraderEvents>();
@@ -50,7 +58,7 @@ describe('connection hand-over: pass(), its events and its refusals', () => {
       await once(client, 'connect');
       return { client, accepted: r.node(socket) };
     };
-    return { sender: sender!, pass: pass!, old, next, warnings, connect };
+    return { sender: sender!, pass: pass!, old, next, incoming, warnings, connect };
   }
 
   const codeOf = async (outcome: Promise<unknown>): Promise<string> => {
@@ -79,6 +87,70 @@ describe('connection hand-over: pass(), its events and its refusals', () => {
     client.write('hello');
     const [data] = (await once(socket, 'data')) as [Buffer];
     expect(data.toString()).to.equal('hello');
+  });
+
+  it("pass(socket, state, { to }): the new side's connections(to) alone gets it, not the 'connection' event; 'passed' says to whom", async () => {
+    const { pass, old, next, incoming, connect } = await setUp();
+    const { client, accepted } = await connect();
+    const unnamed: unknown[] = [];
+    next.on('connection', (socket, state) => {
+      r.node(socket);
+      unnamed.push(state);
+    });
+    const passed: unknown[] = [];
+    old.on('passed', (event) => passed.push(event));
+    const taken = incoming.iterate('ws').next();
+    expect(await pass(accepted, { n: 1 }, { to: 'ws' })).to.equal('passed');
+    const { value } = await taken;
+    r.node(value!.socket);
+    expect(value!.state).to.deep.equal({ n: 1 });
+    expect(passed.map((e) => (e as { to?: string }).to)).to.deep.equal(['ws']);
+    // One without `to` still goes to the event, and never to the named iterator.
+    const other = await connect();
+    const another = incoming.iterate('ws').next();
+    expect(await pass(other.accepted, { n: 2 })).to.equal('passed');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(unnamed).to.deep.equal([{ n: 2 }]);
+    let settled = false;
+    void another.then(() => (settled = true));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(settled, 'the named iterator got nothing').to.equal(false);
+    client.write('hello');
+    const [data] = (await once(value!.socket, 'data')) as [Buffer];
+    expect(data.toString()).to.equal('hello');
+  });
+
+  it('options.ready is asked at the release, with reading stopped: false keeps the socket here, true lets it go', async () => {
+    const { pass, next, connect } = await setUp();
+    const { client, accepted } = await connect();
+    next.on('connection', (socket) => r.node(socket));
+    const asked: boolean[] = [];
+    let answer = false;
+    const ready = (socket: net.Socket): boolean => {
+      expect(socket).to.equal(accepted);
+      asked.push(socket.isPaused());
+      return answer;
+    };
+    expect(await pass(accepted, 1, { ready })).to.equal('kept');
+    expect(accepted.destroyed).to.equal(false);
+    accepted.resume();
+    const got = once(accepted, 'data');
+    client.write('kept');
+    expect(String((await got)[0])).to.equal('kept');
+    answer = true;
+    expect(await pass(accepted, 1, { ready })).to.equal('passed');
+    expect(asked, 'asked once per release, each time with reading stopped').to.deep.equal([true, true]);
+    expect(accepted.destroyed).to.equal(true);
+  });
+
+  it('refuses options that are not PassOptions, with nothing paused: TypeError', async () => {
+    const { pass, incoming, connect } = await setUp();
+    const { accepted } = await connect();
+    for (const options of [null, 'ws', { to: '' }, { to: 'x'.repeat(65) }, { to: 3 }, { ready: true }]) {
+      expect(await codeOf(pass(accepted, 1, options as never)), JSON.stringify(options)).to.equal('TypeError');
+    }
+    expect(accepted.isPaused()).to.equal(false);
+    expect(() => incoming.iterate('')).to.throw(TypeError);
   });
 
   it('refuses what it cannot pass, with nothing paused: TypeError, ERR_SD_FD_UNSUITABLE, ERR_SD_FD_INVALID', async () => {
