@@ -125,6 +125,15 @@ class Handover extends EventEmitter<WebSocketHandoverEvents> {
       for (const [ws, track] of this.#tracks) if (track.phase === 'stuck') this.#restart(ws, track);
     });
     up.on('failed', () => this.#rolledBack());
+    // A handshake that ends during the upgrade (its connection accepted before the switch, in this
+    // process): that WebSocket goes too. After the application's own 'connection' listeners, which
+    // give it the state to carry.
+    wss.on('connection', (ws: WebSocket) => {
+      if (!this.#pass && !this.#upgraded) return;
+      setImmediate(() => {
+        if ((this.#pass || this.#upgraded) && !this.#tracks.has(ws) && ws.readyState === ws.OPEN) this.#consider(ws);
+      });
+    });
     (this as Emitter).on('newListener', (event: string | symbol) => {
       if (event === 'connection' && this.#pending.length > 0) setImmediate(() => this.#deliver());
     });

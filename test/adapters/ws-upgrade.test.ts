@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { connect as connectTcp } from 'node:net';
 import { expect } from 'chai';
 import { WebSocket } from 'ws';
 import { sleep } from '../support/upgrade-harness.js';
@@ -179,6 +181,34 @@ describe('sd-activate/ws: WebSockets across an upgrade', function () {
     await waitFor(() => stuck.closed !== undefined, 'the close');
     expect(stuck.closed).to.deep.equal({ code: 1012, reason: 'Service Restart' });
     expect(await passing.exchange('c')).to.deep.equal(['c', String(third), 'v3', '3', '-']);
+  });
+
+  it('a WebSocket whose handshake ends after the switch (its connection accepted before): it passes too', async () => {
+    const started = await local.start({ mode: 'store', ws: 'plain', stopTimeoutMs: 5000 });
+    // The handshake by hand, all but its last line before the upgrade: the old process holds the
+    // connection (a request in progress is not passed), and ends the handshake after the switch.
+    const socket = connectTcp({ host: '127.0.0.1', port: started.service.webPort });
+    clients.push({ ws: { terminate: () => socket.destroy() } } as unknown as Client);
+    let got = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => (got = Buffer.concat([got, chunk])));
+    socket.on('error', () => undefined);
+    const key = randomBytes(16).toString('base64');
+    socket.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n`);
+    await sleep(100);
+    const next = await local.upgrade(started, started.pid, 'v2');
+    await waitFor(() => started.service.events().some((e) => e.startsWith(`upgraded-to-${next} ${started.pid}`)), 'the switch');
+    socket.write('\r\n');
+    await waitFor(() => got.includes('\r\n\r\n'), 'the 101');
+    expect(got.toString('latin1')).to.match(/^HTTP\/1\.1 101 /);
+    got = got.subarray(got.indexOf('\r\n\r\n') + 4);
+    // One masked text frame, then the answer: one unmasked text frame.
+    const mask = randomBytes(4);
+    const payload = Buffer.from('late');
+    socket.write(Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, payload.map((b, i) => b ^ mask[i % 4]!)]));
+    await waitFor(() => got.length >= 2 && got.length >= 2 + got[1]!, 'the answer', 10_000);
+    expect(got[0]).to.equal(0x81);
+    expect(got.subarray(2, 2 + got[1]!).toString().split(' ')).to.deep.equal(['late', String(next), 'v2', '1', '-']);
+    expect(events(started, 'wspassed-')).to.have.length(1);
   });
 
   it('an upgrade that fails: every WebSocket stays with the old process, served as before (no 1012)', async () => {
