@@ -211,6 +211,19 @@ describe('sd-activate/ws: WebSockets across an upgrade', function () {
     expect(events(started, 'wspassed-')).to.have.length(1);
   });
 
+  it('a ws whose privates moved: one warning ERR_SD_WS_UNSUPPORTED, and its WebSockets closed with 1012 at the switch instead of passed', async () => {
+    const started = await local.start({ mode: 'store', ws: 'moved' });
+    const sockets = [await connect(started), await connect(started)];
+    for (const c of sockets) expect((await c.exchange('a'))[1]).to.equal(String(started.pid));
+    await local.upgrade(started, started.pid, 'v2');
+    await waitFor(() => sockets.every((c) => c.closed !== undefined), 'the closes');
+    expect(sockets.map((c) => c.closed)).to.deep.equal([1, 2].map(() => ({ code: 1012, reason: 'Service Restart' })));
+    expect(events(started, 'warning-').map((e) => e.split(' ')[0])).to.deep.equal(['warning-ERR_SD_WS_UNSUPPORTED']);
+    expect(events(started, 'wsrestart-')).to.have.length(2);
+    expect(events(started, 'wspassed-')).to.deep.equal([]);
+    expect(await started.exit).to.equal(0);
+  });
+
   it('an upgrade that fails: every WebSocket stays with the old process, served as before (no 1012)', async () => {
     const started = await local.start({ mode: 'store', ws: 'deflate', readyTimeoutMs: 3000 });
     const deflating = await connect(started, { deflate: true });

@@ -24,8 +24,8 @@ export interface ServiceConfig {
   iterate?: boolean;
   /** The http server's keepAliveTimeout. */
   keepAliveTimeoutMs?: number;
-  /** WebSockets on the web socket, handed over by sd-activate/ws: permessage-deflate offered or not. */
-  ws?: 'plain' | 'deflate';
+  /** WebSockets on the web socket, handed over by sd-activate/ws: permessage-deflate offered or not; moved: a ws whose Sender's privates moved. */
+  ws?: 'plain' | 'deflate' | 'moved';
   /** sd-activate/ws's boundaryTimeoutMs. */
   boundaryTimeoutMs?: number;
 }
