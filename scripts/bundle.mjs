@@ -51,6 +51,7 @@ const adapters = {
   http: 'dist/adapters/http.js',
   express: 'dist/adapters/express.js',
   fastify: 'dist/adapters/fastify.js',
+  ws: 'dist/adapters/ws.js',
 };
 const main = await build({ ...common, outdir: 'dist/pkg', entryPoints: { index: 'dist/src/index.js' } });
 // The adapters reach the library through the package's own name (see selfReference).

@@ -64,7 +64,9 @@ export type SystemdErrorCode =
   /** This Node.js keeps a connection's fd elsewhere than sd-activate reads it (its private net.Socket `_handle`): connections cannot be handed over. */
   | 'ERR_SD_NODE_UNSUPPORTED'
   /** `sd-activate doctor`: systemctl could not be run, or failed to read the unit. */
-  | 'ERR_SD_SYSTEMCTL_FAILED';
+  | 'ERR_SD_SYSTEMCTL_FAILED'
+  /** This `ws` keeps a WebSocket's state elsewhere than sd-activate/ws reads it: its WebSockets are closed with 1012 at upgrades instead of handed over. */
+  | 'ERR_SD_WS_UNSUPPORTED';
 
 /**
  * The one error class of sd-activate for its own conditions. Failed syscalls are

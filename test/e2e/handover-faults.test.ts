@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { accounting, KeepAliveClient, LineClient, type LongLivedClient } from '../support/long-lived.js';
+import { accounting, KeepAliveClient, LineClient, WsClient, type LongLivedClient } from '../support/long-lived.js';
 import { serving, underRun, underSystemd, until, type Managed } from '../support/managed-service.js';
 import { httpGet } from '../support/network.js';
 import { SystemdManager } from '../support/systemd-manager.js';
@@ -12,8 +12,9 @@ import { alive, prepareService, sleep, type ServiceDir } from '../support/upgrad
 /*
  * Faults at each phase of the connection hand-over (src/service/fault.ts), under a real systemd 252
  * user manager and under `sd-activate run`, with long-lived clients on the service: raw TCP clients
- * of its line protocol and HTTP keep-alive clients, a message every 100 ms, and one keep-alive
- * client whose requests take 500 ms (busy at the hand-over: it passes later, or never).
+ * of its line protocol, WebSocket clients (sd-activate/ws) and HTTP keep-alive clients, a message
+ * every 100 ms, and one keep-alive client whose requests take 500 ms (busy at the hand-over: it
+ * passes later, or never).
  *
  * The new process killed during the hand-over (before MAINPID=): the old one rolls back and serves
  * on, and no connection it had not passed yet is lost: each client whose connection the old
@@ -65,7 +66,7 @@ for (const manager of ['systemd', 'run'] as const) {
     for (const phase of PHASES) {
       const newDies = phase.startsWith('new:');
       it(`SIGKILL at ${phase}: ${newDies ? 'the old process serves on with every connection it had not passed' : 'the service restarts'}; one process serves, no message answered twice`, async function () {
-        const service = await prepareService(dir, { mode: 'store', lines: true, readyTimeoutMs: 10_000, stopTimeoutMs: 3000 });
+        const service = await prepareService(dir, { mode: 'store', lines: true, ws: 'plain', readyTimeoutMs: 10_000, stopTimeoutMs: 3000 });
         const options = {
           name: `sdact-hfault-${id}-${phase.replace(':', '-')}`,
           restart: 'always',
@@ -77,6 +78,7 @@ for (const manager of ['systemd', 'run'] as const) {
         const first = await managed.mainPid();
         const clients: LongLivedClient[] = [
           ...[1, 2, 3].map((i) => new LineClient(`raw ${i}`, service.linesPort, 100)),
+          ...[1, 2].map((i) => new WsClient(`ws ${i}`, service.webPort, 100)),
           ...[1, 2, 3].map((i) => new KeepAliveClient(`http ${i}`, service.webPort, 100)),
           new KeepAliveClient('http /slow', service.webPort, 600, '/slow'),
         ];

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { accounting, CurlClient, KeepAliveClient, LineClient, type LongLivedClient } from '../support/long-lived.js';
+import { accounting, CurlClient, KeepAliveClient, LineClient, WsClient, type LongLivedClient } from '../support/long-lived.js';
 import { serving, underRun, underSystemd, until, type Managed } from '../support/managed-service.js';
 import { SystemdManager } from '../support/systemd-manager.js';
 import { alive, prepareService, upgradeOnce, type UpgradeStep } from '../support/upgrade-harness.js';
@@ -12,6 +12,7 @@ import { alive, prepareService, upgradeOnce, type UpgradeStep } from '../support
  * Established connections across upgrades, under a real systemd 252 user manager (`systemctl
  * reload`, ExecReload=kill -HUP $MAINPID) and under `sd-activate run`: a raw TCP client of the
  * service's line protocol (its connections passed with their state by the application), a
+ * WebSocket client of the `ws` package (passed between frames by sd-activate/ws), a
  * keep-alive client of Node's http module and curl's keep-alive transfers (HTTP/1.1 connections,
  * passed by themselves), each sending a message every 100 ms, stay on their one TCP connection
  * across ten upgrades in a row: every message answered once, in order, and from the new version
@@ -44,8 +45,8 @@ for (const manager of ['systemd', 'run'] as const) {
       if (dir) rmSync(dir, { recursive: true, force: true });
     });
 
-    it(`a raw TCP client and two HTTP keep-alive clients stay on their one connection across ${UPGRADES} upgrades, each message answered once, by the new version after each`, async function () {
-      const service = await prepareService(dir, { mode: 'store', lines: true, stopTimeoutMs: 5000 });
+    it(`a raw TCP client, a WebSocket client and two HTTP keep-alive clients stay on their one connection across ${UPGRADES} upgrades, each message answered once, by the new version after each`, async function () {
+      const service = await prepareService(dir, { mode: 'store', lines: true, ws: 'plain', stopTimeoutMs: 5000 });
       const options = {
         name: `sdact-handover-${id}`,
         listen: [`web=tcp:127.0.0.1:${service.webPort}`, `udp=udp:127.0.0.1:${service.udpPort}`, `lines=tcp:127.0.0.1:${service.linesPort}`],
@@ -55,9 +56,10 @@ for (const manager of ['systemd', 'run'] as const) {
       const first = await m.mainPid();
       expect(first, m.explain()).to.be.above(0);
       const lines = new LineClient('raw TCP', service.linesPort, INTERVAL_MS);
+      const ws = new WsClient('WebSocket', service.webPort, INTERVAL_MS);
       const http = new KeepAliveClient('http keep-alive', service.webPort, INTERVAL_MS);
       const curl = new CurlClient('curl', service.webPort, 1000 / INTERVAL_MS, 100_000);
-      clients.push(lines, http, curl);
+      clients.push(lines, ws, http, curl);
       const explain = (): string => `${clients.map((c) => `\n${c.name}: ${c.answers.length} answers, failure: ${c.failure}`).join('')}${m.explain()}`;
       const answeredBy = (pid: number): boolean => clients.every((c) => c.answers.some((a) => a.pid === pid));
       await until(() => answeredBy(first), 10_000, () => `first answers${explain()}`);
@@ -69,7 +71,7 @@ for (const manager of ['systemd', 'run'] as const) {
         steps.push(step);
         // Each client is answered by the new version on its connection.
         await until(() => answeredBy(step.to) || clients.some((c) => c.failure), 10_000, () => `answers from v${i} (pid ${step.to})${explain()}`);
-        expect(clients.map((c) => c.failure), explain()).to.deep.equal([undefined, undefined, undefined]);
+        expect(clients.map((c) => c.failure), explain()).to.deep.equal([undefined, undefined, undefined, undefined]);
       }
       await Promise.all(clients.map((c) => c.stop()));
 
@@ -88,12 +90,16 @@ for (const manager of ['systemd', 'run'] as const) {
       // The line protocol's state moved with the connection: its count of lines, and a line cut
       // in two by a hand-over (every fifth line is sent in two parts) was read whole.
       expect(lines.answers.filter((a) => a.n !== a.seq).map((a) => `${a.seq}: ${a.n}`)).to.deep.equal([]);
+      // The WebSocket's count of messages moved with it too (sd-activate/ws's state).
+      expect(ws.answers.filter((a) => a.n !== a.seq).map((a) => `${a.seq}: ${a.n}`)).to.deep.equal([]);
       // One process serves at the end, the manager's main process; the old ones are gone.
       await until(async () => serving(service).length === 1, 10_000, () => `one process serving${explain()}`);
       expect(serving(service)).to.deep.equal([await m.mainPid()]);
       for (const step of steps) expect(alive(step.from), `pid ${step.from}`).to.equal(false);
       const passed = service.events().filter((e) => e.startsWith('passed-'));
       expect(passed.filter((e) => e.startsWith('passed-raw-'))).to.have.length(UPGRADES);
+      expect(passed.filter((e) => e.startsWith('passed-ws-'))).to.have.length(UPGRADES);
+      expect(service.events().filter((e) => e.startsWith('wsrestart-'))).to.deep.equal([]);
       expect(passed.filter((e) => e.startsWith('passed-http-')).length).to.be.at.least(UPGRADES * 2);
     });
   });

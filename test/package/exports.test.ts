@@ -20,6 +20,7 @@ const EXPECTED: Record<string, { names: string[]; exact: boolean }> = {
   './http': { names: ['listen', 'listenHttp2', 'listenHttps'], exact: true },
   './express': { names: ['listen'], exact: true },
   './fastify': { names: ['listen'], exact: true },
+  './ws': { names: ['handOverWebSockets'], exact: true },
   './testing': { names: ['startService', 'stopAll'], exact: false },
 };
 

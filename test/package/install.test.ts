@@ -71,7 +71,7 @@ describe('package: npm pack', function () {
     }
     expect(paths.some((p) => /^src\/native\/.+\.c$/.test(p)), 'the C sources, to build where no prebuilt binary fits').to.equal(true);
     // Every module a user imports ships with its declarations (chunks are imported by those, the CLI is run).
-    const entryPoints = ['index', 'net', 'dgram', 'http', 'express', 'fastify', 'testing'].map((name) => `dist/pkg/${name}.js`);
+    const entryPoints = ['index', 'net', 'dgram', 'http', 'express', 'fastify', 'ws', 'testing'].map((name) => `dist/pkg/${name}.js`);
     for (const js of entryPoints) {
       expect(paths, js).to.include(js);
       const name = js.slice('dist/pkg/'.length).replace(/\.js$/, '.d.ts');

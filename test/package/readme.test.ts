@@ -74,6 +74,12 @@ const CLAIMS: Claim[] = [
     match: (b) => b.heading === 'Zero-downtime upgrades and worker pools' && b.lang === 'js' && b.text.includes('workerPool'),
     notRun: "two files in one block (`// worker.js`) and the reader's `handler`: examples/zero-downtime with WORKERS=4 is this program, run by test/e2e/upgrade.test.ts",
   },
+  {
+    name: 'sd-activate/ws',
+    match: (b) => b.heading === 'WebSockets across upgrades: `sd-activate/ws`' && b.lang === 'js',
+    notRun:
+      "a fragment (`listen`, `handler` and `serve` are the reader's): test/fixtures/upgrade-service.ts hands its WebSockets over this way, run by test/adapters/ws-upgrade.test.ts and by test/e2e/handover.test.ts under systemd and sd-activate run",
+  },
   { name: 'sd-activate run', match: (b) => b.heading === 'Without systemd: `sd-activate run`' && b.lang === 'sh' },
   {
     name: 'sd-activate doctor',

@@ -31,6 +31,7 @@ import { bind } from 'sd-activate/dgram';
 import { listen as listenHttp, listenHttp2, listenHttps } from 'sd-activate/http';
 import { listen as listenExpress } from 'sd-activate/express';
 import { listen as listenFastify } from 'sd-activate/fastify';
+import { handOverWebSockets, type WebSocketHandover } from 'sd-activate/ws';
 import { startService } from 'sd-activate/testing';
 
 export function uses(): void {
@@ -69,6 +70,11 @@ export function uses(): void {
   // @ts-expect-error: the name comes first
   void listenHttp((req: http.IncomingMessage, res: http.ServerResponse) => res.end('hi'), 'http');
   void [a, conn, b, c, listenHttps, listenHttp2, listenExpress, listenFastify, startService];
+
+  // @ts-expect-error: the Upgrader and the WebSocketServer come first
+  const handover: WebSocketHandover = handOverWebSockets({ boundaryTimeoutMs: 100 });
+  handover.on('connection', (ws, state: unknown) => ws.send(String(state)));
+  handover.on('restart', (ws, reason: string) => void [ws.readyState, reason]);
 }
 `;
 

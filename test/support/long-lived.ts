@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import { WebSocket } from 'ws';
 
 /*
  * Clients that stay on one TCP connection and send a message every `intervalMs`, for the tests of
@@ -109,6 +110,50 @@ export class LineClient implements LongLivedClient {
     this.#closing = true;
     clearInterval(this.#timer);
     this.#socket.destroy();
+  }
+}
+
+/**
+ * A client of the `ws` package on the upgrade service's web socket: message `SEQ` answered
+ * `SEQ PID VERSION N PROTOCOL`, N the service's count of messages on the WebSocket. A WebSocket
+ * cannot reconnect by itself: any close is a failure, with its code (1012 when it was not passed).
+ */
+export class WsClient implements LongLivedClient {
+  readonly name: string;
+  readonly answers: Answer[] = [];
+  sent = 0;
+  failure: string | undefined;
+  readonly #ws: WebSocket;
+  #timer: NodeJS.Timeout | undefined;
+  #closing = false;
+  #port: number | undefined;
+
+  constructor(name: string, port: number, intervalMs: number) {
+    this.name = name;
+    this.#ws = new WebSocket(`ws://127.0.0.1:${port}/`, { perMessageDeflate: false });
+    this.#ws.once('upgrade', (res) => (this.#port = res.socket.localPort));
+    this.#ws.once('open', () => (this.#timer = setInterval(() => this.#ws.send(String(++this.sent)), intervalMs)));
+    this.#ws.on('message', (data: Buffer) => {
+      const [seq, pid, version, n] = data.toString('utf8').split(' ');
+      this.answers.push({ seq: Number(seq), pid: Number(pid), version: version!, at: Date.now(), n: Number(n) });
+    });
+    this.#ws.on('close', (code: number, reason: Buffer) => (this.failure ??= this.#closing ? undefined : `closed with ${code} ${reason.toString()}`));
+    this.#ws.on('error', (error) => (this.failure ??= this.#closing ? undefined : `error: ${error.message}`));
+  }
+
+  get localPort(): number | undefined {
+    return this.#port;
+  }
+
+  async stop(timeoutMs = 5000): Promise<void> {
+    clearInterval(this.#timer);
+    await settle(this, timeoutMs);
+  }
+
+  close(): void {
+    this.#closing = true;
+    clearInterval(this.#timer);
+    this.#ws.terminate();
   }
 }
 

@@ -24,6 +24,10 @@ export interface ServiceConfig {
   iterate?: boolean;
   /** The http server's keepAliveTimeout. */
   keepAliveTimeoutMs?: number;
+  /** WebSockets on the web socket, handed over by sd-activate/ws: permessage-deflate offered or not; moved: a ws whose Sender's privates moved. */
+  ws?: 'plain' | 'deflate' | 'moved';
+  /** sd-activate/ws's boundaryTimeoutMs. */
+  boundaryTimeoutMs?: number;
 }
 
 /** The service's directory: its configuration, the version "on disk", its event log. */
