@@ -49,8 +49,28 @@ const POOL_TESTS = [
 const BUN_UPGRADE =
   'an upgrade is refused with ERR_SD_UNSUPPORTED_RUNTIME: the new process reports READY=1 over an inherited socketpair, ' +
   "and Bun's new net.Socket({ fd }) is closed at once (Bun 1.4.5)";
+const WS = 'sd-activate/ws: WebSockets across an upgrade ';
+const WS_PASS = [
+  'an idle WebSocket passes with its state and subprotocol: the next message is answered by the new process, the count going on',
+  'messages sent back to back during the upgrade: each answered once, in order, and by the new process once it has the WebSocket',
+  'a fragmented message in progress at the upgrade: it ends in the old process, is answered there, then the WebSocket passes',
+  'permessage-deflate negotiated: closed with 1012 at the switch; the same server without it passes',
+  'what the old process is still sending at the upgrade reaches the client first, whole; then the new process answers',
+  'a WebSocket handed over once passes again at the next upgrade, and gets 1012 there too when its message does not end',
+  'a WebSocket whose handshake ends after the switch (its connection accepted before): it passes too',
+];
+const WS_DENO = 'an idle WebSocket on a runtime whose connections cannot pass (Deno): closed with 1012 (Service Restart) at the switch, not cut at the stop; on Node it passes';
+const WS_MOVED = "a ws whose privates moved: one warning ERR_SD_WS_UNSUPPORTED, and its WebSockets closed with 1012 at the switch instead of passed";
+const WS_NO_HANDOVER =
+  'established connections do not pass on Deno (the hand-over reads fds through Node\'s net.Socket and libuv\'s uv_poll): ' +
+  `each WebSocket is closed with 1012 at the switch instead, which "${WS_DENO}" checks`;
 const CANNOT = {
   deno: [
+    ...WS_PASS.map((title) => ({ test: WS + title, reason: WS_NO_HANDOVER })),
+    {
+      test: WS + WS_MOVED,
+      reason: 'the upgrade also warns ERR_SD_UNSUPPORTED_RUNTIME (no hand-over on Deno), beside the one warning the test expects',
+    },
     {
       test: `${UPGRADE}hands over on SIGHUP: the new process gets every socket by name, MAINPID= and READY=1 come from the old one, which then exits`,
       reason: 'the hand-over works, but the new process is not the launcher started ahead of time (a second one is started at the signal), which the test asserts',
@@ -74,6 +94,9 @@ const CANNOT = {
       'run by systemd without a NOTIFY_SOCKET (INVOCATION_ID set), refuses to upgrade and serves on',
       'a stop signal during an upgrade kills the new process, then stops (STOPPING=1 from the main process)',
     ].map((title) => ({ test: UPGRADE + title, reason: BUN_UPGRADE })),
+    ...[...WS_PASS, WS_DENO, WS_MOVED, 'a fragmented message that does not end within boundaryTimeoutMs: closed with 1012 (Service Restart), and the old process exits'].map(
+      (title) => ({ test: WS + title, reason: BUN_UPGRADE }),
+    ),
     ...POOL_TESTS.map((title) => ({
       test: POOL + title,
       reason: `${POOL_REFUSED}: the pool's notify receiver needs libuv's uv_poll, which Bun does not offer Node-API addons (it aborts: oven-sh/bun#18546)`,

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { connect as connectTcp } from 'node:net';
 import { expect } from 'chai';
 import { WebSocket } from 'ws';
+import { RUNTIME } from '../support/runtime.js';
 import { sleep } from '../support/upgrade-harness.js';
 import { LocalServices, waitFor, type Started } from '../support/upgrade-local.js';
 
@@ -79,6 +80,25 @@ describe('sd-activate/ws: WebSockets across an upgrade', function () {
     expect([client.closed, client.error]).to.deep.equal([undefined, undefined]);
     expect(events(started, 'wspassed-').map((e) => e.split(' ').slice(0, 2))).to.deep.equal([[`wspassed-${client.localPort}`, String(started.pid)]]);
     expect(events(started, 'passed-ws-')).to.have.length(1);
+  });
+
+  it('an idle WebSocket on a runtime whose connections cannot pass (Deno): closed with 1012 (Service Restart) at the switch, not cut at the stop; on Node it passes', async () => {
+    const started = await local.start({ mode: 'store', ws: 'plain' });
+    const client = await connect(started, { protocol: 'chat' });
+    expect(await client.exchange('a')).to.deep.equal(['a', String(started.pid), 'v1', '1', 'chat']);
+    const next = await local.upgrade(started, started.pid, 'v2');
+    if (RUNTIME === 'node') {
+      expect(await client.exchange('b')).to.deep.equal(['b', String(next), 'v2', '2', 'chat']);
+      expect(client.closed).to.equal(undefined);
+    } else {
+      // The hand-over reads fds through Node's net.Socket and libuv: the upgrade warns
+      // ERR_SD_UNSUPPORTED_RUNTIME, and the WebSocket gets the code that tells its client to reconnect.
+      await waitFor(() => client.closed !== undefined, 'the close');
+      expect(client.closed).to.deep.equal({ code: 1012, reason: 'Service Restart' });
+      const again = await connect(started, { protocol: 'chat' });
+      expect(await again.exchange('b')).to.deep.equal(['b', String(next), 'v2', '1', 'chat']);
+    }
+    expect(await started.exit).to.equal(0);
   });
 
   it('messages sent back to back during the upgrade: each answered once, in order, and by the new process once it has the WebSocket', async () => {
