@@ -11,6 +11,10 @@ import { latencyReport } from './latency.js';
  * answered after each switch, and the message latency during the switches against the steady state.
  */
 
+/** The kinds of long-lived clients, with how the report names them. */
+const KIND_NAMES = { lines: 'raw TCP line clients', http: 'HTTP keep-alive clients' } as const;
+export type ClientKind = keyof typeof KIND_NAMES;
+
 /** What bench/fixtures/long-lived-load.ts runs. */
 export interface LongLivedPlan {
   linesPort: number;
@@ -27,7 +31,7 @@ export interface LongLivedPlan {
 
 /** One client at the end. */
 export interface LongLivedClientResult {
-  kind: 'lines' | 'http';
+  kind: ClientKind;
   sent: number;
   /** Messages sent and never answered. */
   lost: number;
@@ -108,7 +112,7 @@ const sum = (values: number[]): number => values.reduce((a, b) => a + b, 0);
 /** Prints what the clients saw across `steps` (with `latency`, their message latency too), and returns the figures. */
 export function longLivedReport(result: LongLivedResult, steps: readonly UpgradeStep[], latency = true): LongLivedFigures {
   const { clients, records } = result;
-  for (const kind of ['lines', 'http'] as const) {
+  for (const kind of Object.keys(KIND_NAMES) as ClientKind[]) {
     const mine = clients.filter((c) => c.kind === kind);
     if (mine.length === 0) continue;
     const closes = sum(mine.map((c) => c.closes));
@@ -116,7 +120,7 @@ export function longLivedReport(result: LongLivedResult, steps: readonly Upgrade
     const first = mine.find((c) => c.firstClose)?.firstClose;
     const detail = mine.filter((c) => c.detail).slice(0, 3);
     console.log(
-      `  ${mine.length} ${kind === 'lines' ? 'raw TCP line clients' : 'HTTP keep-alive clients'}: ${sum(mine.map((c) => c.sent))} messages, ` +
+      `  ${mine.length} ${KIND_NAMES[kind]}: ${sum(mine.map((c) => c.sent))} messages, ` +
         `lost ${sum(mine.map((c) => c.lost))}, answered twice ${sum(mine.map((c) => c.twice))}; connections closed client-side ${closes} ` +
         `(${(closes / Math.max(1, steps.length)).toFixed(1)} per upgrade, ${closed} of ${mine.length} clients)${first ? `; first: ${first}` : ''}`,
     );
