@@ -19,6 +19,7 @@
 //   BENCH_INTERVAL (2500)            ms between two upgrades
 //   BENCH_LINES (200)                long-lived raw TCP clients
 //   BENCH_KEEPALIVE (50)             long-lived HTTP keep-alive clients
+//   BENCH_WS (200)                   long-lived WebSocket clients (ws), handed over by sd-activate/ws
 //   BENCH_MESSAGE_INTERVAL (100)     ms between two messages of a long-lived client
 //   BENCH_ANCHOR_UPGRADES (5)        upgrades of the anchor (the drain)
 //   BENCH_HANDOVER_SIZES (1000,10000) idle connections handed over
@@ -59,6 +60,7 @@ const ANCHOR_UPGRADES = Number(process.env.BENCH_ANCHOR_UPGRADES ?? 5);
 const LONG_LIVED = {
   lines: Number(process.env.BENCH_LINES ?? 200),
   keepAlive: Number(process.env.BENCH_KEEPALIVE ?? 50),
+  ws: Number(process.env.BENCH_WS ?? 200),
   intervalMs: Number(process.env.BENCH_MESSAGE_INTERVAL ?? 100),
 };
 const GENERATIONS = Number(process.env.BENCH_GENERATIONS ?? 50);
@@ -118,10 +120,10 @@ await withManager(async (manager, dir) => {
     if (!phase(handover ? '1' : '1a') || count === 0) continue;
     console.log(
       handover
-        ? `\n1. ${count} upgrades in a row under systemd (systemctl reload), one every ${INTERVAL} ms; ${LONG_LIVED.lines} raw TCP and ${LONG_LIVED.keepAlive} HTTP keep-alive clients, a message every ${LONG_LIVED.intervalMs} ms each, their connections handed over`
+        ? `\n1. ${count} upgrades in a row under systemd (systemctl reload), one every ${INTERVAL} ms; ${LONG_LIVED.lines} raw TCP, ${LONG_LIVED.ws} WebSocket and ${LONG_LIVED.keepAlive} HTTP keep-alive clients, a message every ${LONG_LIVED.intervalMs} ms each, their connections handed over`
         : `\n1a. anchor: ${count} upgrades the same way, the new version taking no connection (today's drain: stopTimeoutMs 5 s); the same clients, which reconnect`,
     );
-    const { unit, service } = await install(manager, dir, { mode: 'store', lines: true });
+    const { unit, service } = await install(manager, dir, { mode: 'store', lines: true, ws: 'plain' });
     const load = await LoadRun.start(loadPlan(service, RATES, 600_000));
     const clients = await LongLivedRun.start({ ...LONG_LIVED, linesPort: service.linesPort, webPort: service.webPort, reconnect: !handover });
     try {
@@ -144,7 +146,7 @@ await withManager(async (manager, dir) => {
       verdict(`${label}: MainPID changed at each upgrade, and every process served`, changed && pids.every((p) => (summary.pids.get(p) ?? 0) > 0));
       if (handover) {
         // A figure, not a verdict here: the switches now hand over the long-lived clients' connections too (phases 1b and 5 judge the load alone).
-        console.log(`  HTTP load, p99 of the switches (all switch windows together): ${ratios.pooled.toFixed(2)}x the steady state (worst single switch ${ratios.worst.toFixed(2)}x), with ${LONG_LIVED.lines + LONG_LIVED.keepAlive} long-lived connections handed over at each`);
+        console.log(`  HTTP load, p99 of the switches (all switch windows together): ${ratios.pooled.toFixed(2)}x the steady state (worst single switch ${ratios.worst.toFixed(2)}x), with ${LONG_LIVED.lines + LONG_LIVED.ws + LONG_LIVED.keepAlive} long-lived connections handed over at each`);
         verdict(`systemd: long-lived clients, no connection closed client-side (${longLived.closes})`, longLived.closes === 0);
         verdict(`systemd: long-lived clients, no message lost (${longLived.lost}) or answered twice (${longLived.twice})`, longLived.lost === 0 && longLived.twice === 0);
         verdict('systemd: long-lived clients, every one answered by the new process after each upgrade', longLived.byNew.every((n) => n === longLived.clients));
@@ -329,8 +331,8 @@ if (phase('6')) {
 
 // 7. Many upgrades under `sd-activate run`: memory and fds of the new process, first against last.
 if (phase('7') && GENERATIONS > 0) {
-  const clients = { lines: Math.min(LONG_LIVED.lines, 50), keepAlive: Math.min(LONG_LIVED.keepAlive, 10) };
-  console.log(`\n7. ${GENERATIONS} upgrades in a row under sd-activate run, ${clients.lines} raw TCP and ${clients.keepAlive} HTTP keep-alive clients handed over at each; each new process sampled 1.5 s after it took over`);
+  const clients = { lines: Math.min(LONG_LIVED.lines, 50), keepAlive: Math.min(LONG_LIVED.keepAlive, 10), ws: Math.min(LONG_LIVED.ws, 50) };
+  console.log(`\n7. ${GENERATIONS} upgrades in a row under sd-activate run, ${clients.lines} raw TCP, ${clients.ws} WebSocket and ${clients.keepAlive} HTTP keep-alive clients handed over at each; each new process sampled 1.5 s after it took over`);
   const dir = mkdtempSync(join(tmpdir(), 'sd-activate-'));
   try {
     const run = await generations(dir, GENERATIONS, clients, 1500);

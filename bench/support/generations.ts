@@ -24,12 +24,12 @@ function sample(pid: number): Generation {
 }
 
 /**
- * Runs `upgrades` upgrades of the upgrade service under `sd-activate run` with `lines` line clients
- * and `keepAlive` HTTP keep-alive clients on it, and samples each new process `settleMs` after it
+ * Runs `upgrades` upgrades of the upgrade service under `sd-activate run` with `clients` on it
+ * (line, HTTP keep-alive and WebSocket clients), and samples each new process `settleMs` after it
  * took over. Resolves with the samples (the first process's included) and what the clients saw.
  */
-export async function generations(dir: string, upgrades: number, clients: { lines: number; keepAlive: number }, settleMs: number): Promise<{ samples: Generation[]; steps: UpgradeStep[]; clients: LongLivedResult }> {
-  const service = await prepareService(dir, { mode: 'store', lines: true });
+export async function generations(dir: string, upgrades: number, clients: { lines: number; keepAlive: number; ws: number }, settleMs: number): Promise<{ samples: Generation[]; steps: UpgradeStep[]; clients: LongLivedResult }> {
+  const service = await prepareService(dir, { mode: 'store', lines: true, ws: 'plain' });
   const managed = await underRun(service, {
     name: 'generations',
     listen: [`web=tcp:127.0.0.1:${service.webPort}`, `udp=udp:127.0.0.1:${service.udpPort}`, `lines=tcp:127.0.0.1:${service.linesPort}`],

@@ -12,7 +12,7 @@ import { latencyReport } from './latency.js';
  */
 
 /** The kinds of long-lived clients, with how the report names them. */
-const KIND_NAMES = { lines: 'raw TCP line clients', http: 'HTTP keep-alive clients' } as const;
+const KIND_NAMES = { lines: 'raw TCP line clients', http: 'HTTP keep-alive clients', ws: 'WebSocket clients (ws)' } as const;
 export type ClientKind = keyof typeof KIND_NAMES;
 
 /** What bench/fixtures/long-lived-load.ts runs. */
@@ -23,6 +23,8 @@ export interface LongLivedPlan {
   lines: number;
   /** HTTP keep-alive clients, each on one connection. */
   keepAlive: number;
+  /** WebSocket clients (the `ws` package's), on the web socket: the service must serve them (config `ws`). */
+  ws: number;
   /** ms between two messages of a client. */
   intervalMs: number;
   /** A line client whose connection ends opens another (the anchor: a service that drains). */

@@ -143,6 +143,8 @@ export class WsClient implements LongLivedClient {
   readonly name: string;
   readonly answers: Answer[] = [];
   sent = 0;
+  /** When each message was sent (epoch ms), by seq - 1. */
+  readonly sentAt: number[] = [];
   failure: string | undefined;
   readonly #ws: WebSocket;
   #timer: NodeJS.Timeout | undefined;
@@ -153,7 +155,14 @@ export class WsClient implements LongLivedClient {
     this.name = name;
     this.#ws = new WebSocket(`ws://127.0.0.1:${port}/`, { perMessageDeflate: false });
     this.#ws.once('upgrade', (res) => (this.#port = res.socket.localPort));
-    this.#ws.once('open', () => (this.#timer = setInterval(() => this.#ws.send(String(++this.sent)), intervalMs)));
+    this.#ws.once(
+      'open',
+      () =>
+        (this.#timer = setInterval(() => {
+          this.sentAt[this.sent] = Date.now();
+          this.#ws.send(String(++this.sent));
+        }, intervalMs)),
+    );
     this.#ws.on('message', (data: Buffer) => {
       const [seq, pid, version, n] = data.toString('utf8').split(' ');
       this.answers.push({ seq: Number(seq), pid: Number(pid), version: version!, at: Date.now(), n: Number(n) });
