@@ -125,8 +125,9 @@ await withManager(async (manager, dir) => {
     );
     const { unit, service } = await install(manager, dir, { mode: 'store', lines: true, ws: 'plain' });
     const load = await LoadRun.start(loadPlan(service, RATES, 600_000));
-    const clients = await LongLivedRun.start({ ...LONG_LIVED, linesPort: service.linesPort, webPort: service.webPort, reconnect: !handover });
+    let clients: LongLivedRun | undefined;
     try {
+      clients = await LongLivedRun.start({ ...LONG_LIVED, linesPort: service.linesPort, webPort: service.webPort, reconnect: !handover });
       await sleep(3000);
       const steps: UpgradeStep[] = [];
       for (let i = 2; i <= count + 1; i++) {
@@ -156,7 +157,7 @@ await withManager(async (manager, dir) => {
       }
     } finally {
       load.kill();
-      clients.kill();
+      clients?.kill();
     }
     await manager.systemctlOk('stop', unit);
   }
