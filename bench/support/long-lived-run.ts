@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { summarize, type HttpRecord } from '../../test/support/load.js';
+import { summarize, type HttpRecord, type Window } from '../../test/support/load.js';
 import type { UpgradeStep } from '../../test/support/upgrade-harness.js';
 import { latencyReport } from './latency.js';
 
@@ -111,6 +111,41 @@ export interface LongLivedFigures {
 
 const sum = (values: number[]): number => values.reduce((a, b) => a + b, 0);
 
+/** Nearest-rank percentile. */
+function rank(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]! : NaN;
+}
+
+/**
+ * How long each client went without an answer: the gaps between its consecutive answers (a
+ * reconnection included: the drain's cost that its message latency does not show). A gap that
+ * touches a switch window (widened by `marginMs`) counts for that switch, each client's longest
+ * per switch; the others are the steady state.
+ */
+function silences(records: readonly HttpRecord[], windows: readonly Window[], marginMs = 250): { switches: number[]; steady: number[] } {
+  const byClient = new Map<number, number[]>();
+  for (const [client, sent, latency] of records) {
+    const answers = byClient.get(client) ?? [];
+    byClient.set(client, answers);
+    answers.push(sent + latency);
+  }
+  const switches: number[] = [];
+  const steady: number[] = [];
+  for (const answers of byClient.values()) {
+    answers.sort((a, b) => a - b);
+    const longest = windows.map(() => 0);
+    for (let i = 1; i < answers.length; i++) {
+      const [from, to] = [answers[i - 1]!, answers[i]!];
+      const w = windows.findIndex((window) => from <= window.end + marginMs && to >= window.start);
+      if (w === -1) steady.push(to - from);
+      else longest[w] = Math.max(longest[w]!, to - from);
+    }
+    switches.push(...longest.filter((gap) => gap > 0));
+  }
+  return { switches, steady };
+}
+
 /** Prints what the clients saw across `steps` (with `latency`, their message latency too), and returns the figures. */
 export function longLivedReport(result: LongLivedResult, steps: readonly UpgradeStep[], latency = true): LongLivedFigures {
   const { clients, records } = result;
@@ -132,6 +167,11 @@ export function longLivedReport(result: LongLivedResult, steps: readonly Upgrade
     // As the HTTP load's requests: each message's latency from its sending, split into the switch windows and the steady state.
     const asLoad = { started: result.started, stopped: result.stopped, http: records.filter((r) => index.has(r[0])), udp: { sent: [], received: [] } };
     latencyReport({ ...summarize(asLoad, steps.map((s) => s.window)), result: asLoad }, steps, 'messages', false);
+    const gaps = silences(asLoad.http, steps.map((s) => s.window));
+    console.log(
+      `  longest time a client went without an answer in a switch: median ${rank(gaps.switches, 50).toFixed(0)} ms, p99 ${rank(gaps.switches, 99).toFixed(0)} ms, max ${rank(gaps.switches, 100).toFixed(0)} ms ` +
+        `(${gaps.switches.length} client-switches); steady state, between two answers: p50 ${rank(gaps.steady, 50).toFixed(0)} ms, p99 ${rank(gaps.steady, 99).toFixed(0)} ms`,
+    );
   }
   // After each switch, until the next: the clients whose messages the new process answered.
   const byNew = steps.map((step, k) => {
