@@ -8,7 +8,8 @@ import { latencyReport } from './latency.js';
  * The long-lived clients of `npm run bench:upgrade` (bench/fixtures/long-lived-load.ts): the
  * process that runs them, and what their result says of a run of upgrades: connections closed
  * client-side, messages lost or answered twice (by sequence numbers), the clients the new version
- * answered after each switch, and the message latency during the switches against the steady state.
+ * answered after each switch, the message latency during the switches against the steady state,
+ * and how long each client went without an answer.
  */
 
 /** The kinds of long-lived clients, with how the report names them. */
@@ -27,7 +28,7 @@ export interface LongLivedPlan {
   ws: number;
   /** ms between two messages of a client. */
   intervalMs: number;
-  /** A line client whose connection ends opens another (the anchor: a service that drains). */
+  /** A line or WebSocket client whose connection ends opens another (the anchor: a service that drains). */
   reconnect: boolean;
 }
 
