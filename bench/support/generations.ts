@@ -63,7 +63,7 @@ export function generationsReport(samples: readonly Generation[]): { rssRatio: n
   const mib = (kib: number): string => `${(kib / 1024).toFixed(1)} MiB`;
   console.log(
     `  resident memory: first process ${mib(samples[0]!.rssKiB)}; new process after upgrade 1 ${mib(first!.rssKiB)}, after upgrade ${samples.length - 1} ${mib(last.rssKiB)} ` +
-      `(median of upgrades 1-5 ${mib(rss(head))}, of the last 5 ${mib(rss(tail))}: ${(rss(tail) / rss(head)).toFixed(2)}x)`,
+      `(median of upgrades 1-5 ${mib(rss(head))}, of the last 5 ${mib(rss(tail))}: ${(rss(tail) / rss(head)).toFixed(2)}x; each, MiB: ${samples.map((s) => (s.rssKiB / 1024).toFixed(1)).join(' ')})`,
   );
   console.log(`  open fds: first process ${samples[0]!.fds}; after upgrade 1 ${first!.fds}, after upgrade ${samples.length - 1} ${last.fds} (each: ${samples.map((s) => s.fds).join(' ')})`);
   return { rssRatio: rss(tail) / rss(head), fdGrowth: last.fds - first!.fds };
