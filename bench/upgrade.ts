@@ -3,19 +3,35 @@
 // keep-alive connections, UDP with sequence numbers), next to the negative control in the same
 // harness: a service that binds its own socket, stopped and started.
 //
+// Established connections: long-lived clients (raw TCP lines, HTTP keep-alive) on the service
+// across the upgrades, their connections handed over, beside the anchor of the same run: the same
+// clients when the new version takes no connection (the drain). Then the hand-over of N idle
+// connections beside accepting them, and the memory and fds of the new process over many upgrades.
+//
 // Prints, for each phase, every failure by kind and lost datagrams, the MainPID before and after
 // each upgrade, and the latency of each switch next to the steady state of the same run (p99 and
-// max). Ends with a verdict on each criterion, and exits 1 when one is not met.
+// max). Ends with a verdict on each criterion, and exits 1 when one is not met: no failed request,
+// no lost datagram, no long-lived connection closed, no message lost or answered twice. Times
+// are printed beside their anchors, not judged (but the existing p99 rule of the HTTP load).
 //
-//   BENCH_UPGRADES (10)   upgrades in a row, under systemd
-//   BENCH_RATE (300)      requests per second with a new connection each; keep-alive gets a third, UDP the same
-//   BENCH_INTERVAL (2500) ms between two upgrades
+//   BENCH_UPGRADES (10)              upgrades in a row, under systemd
+//   BENCH_RATE (300)                 requests per second with a new connection each; keep-alive gets a third, UDP the same
+//   BENCH_INTERVAL (2500)            ms between two upgrades
+//   BENCH_LINES (200)                long-lived raw TCP clients
+//   BENCH_KEEPALIVE (50)             long-lived HTTP keep-alive clients
+//   BENCH_WS (200)                   long-lived WebSocket clients (ws), handed over by sd-activate/ws
+//   BENCH_MESSAGE_INTERVAL (100)     ms between two messages of a long-lived client
+//   BENCH_ANCHOR_UPGRADES (5)        upgrades of the anchor (the drain)
+//   BENCH_HANDOVER_SIZES (1000,10000) idle connections handed over
+//   BENCH_HANDOVER_ROUNDS (3)        rounds of each size
+//   BENCH_GENERATIONS (50)           upgrades under sd-activate run for the memory and fd count
+//   BENCH_ONLY (all)                 phases to run, e.g. 1,1a,6,7
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI } from '../test/support/cli-bin.js';
-import { controlWindows, describeSummary, failures, LoadRun, summarize, type LatencyFigures, type LoadResult, type LoadSummary } from '../test/support/load.js';
+import { describeSummary, failures, LoadRun, summarize, type LoadSummary } from '../test/support/load.js';
 import { SystemdManager } from '../test/support/systemd-manager.js';
 import {
   alive,
@@ -31,53 +47,33 @@ import {
   type ServiceDir,
   type UpgradeStep,
 } from '../test/support/upgrade-harness.js';
+import { latencyReport, ms, type Finished } from './support/latency.js';
+import { generations, generationsReport } from './support/generations.js';
+import { handoverReport, round, type Round } from './support/handover-round.js';
+import { longLivedReport, LongLivedRun, type LongLivedFigures } from './support/long-lived-run.js';
 
 const UPGRADES = Number(process.env.BENCH_UPGRADES ?? 10);
 const RATE = Number(process.env.BENCH_RATE ?? 300);
 const INTERVAL = Number(process.env.BENCH_INTERVAL ?? 2500);
 const RATES: Rates = { close: RATE, keepAlive: Math.round(RATE / 3), udp: RATE };
+const ANCHOR_UPGRADES = Number(process.env.BENCH_ANCHOR_UPGRADES ?? 5);
+const LONG_LIVED = {
+  lines: Number(process.env.BENCH_LINES ?? 200),
+  keepAlive: Number(process.env.BENCH_KEEPALIVE ?? 50),
+  ws: Number(process.env.BENCH_WS ?? 200),
+  intervalMs: Number(process.env.BENCH_MESSAGE_INTERVAL ?? 100),
+};
+const GENERATIONS = Number(process.env.BENCH_GENERATIONS ?? 50);
+const HANDOVER_SIZES = (process.env.BENCH_HANDOVER_SIZES ?? '1000,10000').split(',').filter(Boolean).map(Number);
+const HANDOVER_ROUNDS = Number(process.env.BENCH_HANDOVER_ROUNDS ?? 3);
+const ONLY = process.env.BENCH_ONLY?.split(',');
+/** Whether a phase runs (all, without BENCH_ONLY). */
+const phase = (name: string): boolean => !ONLY || ONLY.includes(name);
 
 const verdicts: Array<[string, boolean]> = [];
 const verdict = (what: string, ok: boolean): void => void verdicts.push([what, ok]);
-const ms = (v: number): string => (Number.isFinite(v) ? `${v.toFixed(2)} ms` : '-');
 const indent = (text: string): string => text.replace(/^/gm, '    ');
 const zero = (s: LoadSummary): boolean => Object.values(failures(s)).every((n) => n === 0);
-
-/**
- * The latency lines of a run of upgrades: each switch against the steady state, all switches
- * together, and the control. Returns the ratio the verdict is on, all switch windows together: a
- * switch window holds about 160 requests, so its own p99 is its second-slowest request, and the
- * control shows steady-state windows of that size over 2x in a few percent of cases. Over ten
- * switches, a switch that changed nothing would fail an every-switch rule a quarter of the time.
- */
-function latencyReport(summary: Finished, steps: readonly UpgradeStep[]): { pooled: number; worst: number } {
-  const steady = summary.steady;
-  console.log(`  steady state: ${steady.count} requests, p50 ${ms(steady.p50)}, p99 ${ms(steady.p99)}, max ${ms(steady.max)}`);
-  let worst = 0;
-  summary.switches.forEach((s: LatencyFigures, i) => {
-    const step = steps[i]!;
-    const ratio = s.p99 / steady.p99;
-    worst = Math.max(worst, ratio);
-    console.log(
-      `  switch ${String(i + 1).padStart(2)}: MainPID ${step.from} -> ${step.to} in ${step.window.end - step.window.start} ms; ` +
-        `${s.count} requests, p50 ${ms(s.p50)}, p99 ${ms(s.p99)} (${ratio.toFixed(2)}x steady), max ${ms(s.max)}`,
-    );
-  });
-  const pooled = summary.pooled;
-  console.log(
-    `  all switches together: ${pooled.count} requests, p50 ${ms(pooled.p50)}, p99 ${ms(pooled.p99)} (${(pooled.p99 / steady.p99).toFixed(2)}x steady), max ${ms(pooled.max)}; ` +
-      `worst single switch p99 ${worst.toFixed(2)}x`,
-  );
-  const control = controlWindows(summary.result, steps.map((s) => s.window));
-  const over = control.filter((c) => c.p99 > 2 * steady.p99).length;
-  const chance = control.length ? 1 - (1 - over / control.length) ** summary.switches.length : NaN;
-  console.log(
-    `  control: ${control.length} windows of the steady state as long as a switch's, none near one: p99 over 2x steady in ${over} ` +
-      `(${control.length ? ((100 * over) / control.length).toFixed(0) : '-'}%); switches over 2x: ${summary.switches.filter((s) => s.p99 > 2 * steady.p99).length} of ${summary.switches.length} ` +
-      `(at the control's rate, ${summary.switches.length} windows would have at least one over 2x with probability ${Number.isFinite(chance) ? chance.toFixed(2) : '-'})`,
-  );
-  return { pooled: pooled.p99 / steady.p99, worst };
-}
 
 /** The verdict line on the switches' p99. */
 const p99Verdict = (label: string, ratios: { pooled: number; worst: number }): void =>
@@ -103,9 +99,6 @@ async function install(manager: SystemdManager, dir: string, config: ServiceConf
   return { unit, service };
 }
 
-/** A load run's summary, with what the client recorded (for the control windows). */
-type Finished = LoadSummary & { result: LoadResult };
-
 async function finish(load: LoadRun, steps: readonly UpgradeStep[] = []): Promise<Finished> {
   const result = await load.stop();
   const summary = summarize(result, steps.map((s) => s.window));
@@ -113,37 +106,72 @@ async function finish(load: LoadRun, steps: readonly UpgradeStep[] = []): Promis
   return { ...summary, result };
 }
 
-console.log(`zero-downtime upgrade (node ${process.version}; load: ${RATES.close} req/s new connections + ${RATES.keepAlive} req/s keep-alive + ${RATES.udp} datagrams/s, constant)`);
+console.log(`zero-downtime upgrade (node ${process.version}, ${new Date().toISOString()}, load average ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores; load: ${RATES.close} req/s new connections + ${RATES.keepAlive} req/s keep-alive + ${RATES.udp} datagrams/s, constant)`);
 
 await withManager(async (manager, dir) => {
   const mainPid = async (unit: string): Promise<number> => Number(await manager.show(unit, 'MainPID'));
 
-  // 1. Upgrades in a row, under systemd 252: ExecReload=kill -HUP $MAINPID.
-  {
-    console.log(`\n1. ${UPGRADES} upgrades in a row under systemd (systemctl reload), one every ${INTERVAL} ms`);
-    const { unit, service } = await install(manager, dir, { mode: 'store' });
+  // 1. Upgrades in a row, under systemd 252: ExecReload=kill -HUP $MAINPID, with long-lived
+  // clients whose connections pass to each new process; 1a. the anchor: the same without the
+  // hand-over (each new version takes no connection, as one without it would), today's drain.
+  const figures: Partial<Record<'handover' | 'drain', { upgrades: number; clients: LongLivedFigures }>> = {};
+  for (const handover of [true, false]) {
+    const count = handover ? UPGRADES : ANCHOR_UPGRADES;
+    if (!phase(handover ? '1' : '1a') || count === 0) continue;
+    console.log(
+      handover
+        ? `\n1. ${count} upgrades in a row under systemd (systemctl reload), one every ${INTERVAL} ms; ${LONG_LIVED.lines} raw TCP, ${LONG_LIVED.ws} WebSocket and ${LONG_LIVED.keepAlive} HTTP keep-alive clients, a message every ${LONG_LIVED.intervalMs} ms each, their connections handed over`
+        : `\n1a. anchor: ${count} upgrades the same way, the new version taking no connection (today's drain: stopTimeoutMs 5 s); the same clients, which reconnect`,
+    );
+    const { unit, service } = await install(manager, dir, { mode: 'store', lines: true, ws: 'plain' });
     const load = await LoadRun.start(loadPlan(service, RATES, 600_000));
-    await sleep(3000);
-    const steps: UpgradeStep[] = [];
-    for (let i = 2; i <= UPGRADES + 1; i++) {
-      service.deploy(`v${i}`);
-      steps.push(await upgradeOnce(async () => void (await manager.systemctlOk('reload', unit)), () => mainPid(unit), 30_000, () => serviceOutput(service)));
-      await sleep(INTERVAL);
+    let clients: LongLivedRun | undefined;
+    try {
+      clients = await LongLivedRun.start({ ...LONG_LIVED, linesPort: service.linesPort, webPort: service.webPort, reconnect: !handover });
+      await sleep(3000);
+      const steps: UpgradeStep[] = [];
+      for (let i = 2; i <= count + 1; i++) {
+        service.deploy(`v${i}`, handover ? 'ok' : 'no-handover');
+        steps.push(await upgradeOnce(async () => void (await manager.systemctlOk('reload', unit)), () => mainPid(unit), 30_000, () => serviceOutput(service)));
+        await sleep(INTERVAL);
+      }
+      const [summary, result] = await Promise.all([finish(load, steps), clients.stop()]);
+      const pids = [steps[0]!.from, ...steps.map((s) => s.to)];
+      const changed = new Set(pids).size === pids.length && steps.every((s, i) => i === 0 || s.from === steps[i - 1]!.to);
+      console.log(`  MainPID: ${pids.join(' -> ')}`);
+      const ratios = latencyReport(summary, steps, 'requests', handover);
+      const longLived = longLivedReport(result, steps);
+      figures[handover ? 'handover' : 'drain'] = { upgrades: count, clients: longLived };
+      const label = handover ? 'systemd' : 'anchor (drain)';
+      verdict(`${label}: ${count} upgrades, no failed request and no lost datagram`, zero(summary));
+      verdict(`${label}: MainPID changed at each upgrade, and every process served`, changed && pids.every((p) => (summary.pids.get(p) ?? 0) > 0));
+      if (handover) {
+        // A figure, not a verdict here: the switches now hand over the long-lived clients' connections too (phases 1b and 5 judge the load alone).
+        console.log(`  HTTP load, p99 of the switches (all switch windows together): ${ratios.pooled.toFixed(2)}x the steady state (worst single switch ${ratios.worst.toFixed(2)}x), with ${LONG_LIVED.lines + LONG_LIVED.ws + LONG_LIVED.keepAlive} long-lived connections handed over at each`);
+        verdict(`systemd: long-lived clients, no connection closed client-side (${longLived.closes})`, longLived.closes === 0);
+        verdict(`systemd: long-lived clients, no message lost (${longLived.lost}) or answered twice (${longLived.twice})`, longLived.lost === 0 && longLived.twice === 0);
+        verdict('systemd: long-lived clients, every one answered by the new process after each upgrade', longLived.byNew.every((n) => n === longLived.clients));
+      } else {
+        // The instrument sees a close when there is one.
+        verdict(`anchor (drain): the bench sees its connections closed (${longLived.closes})`, longLived.closes > 0);
+      }
+    } finally {
+      load.kill();
+      clients?.kill();
     }
-    const summary = await finish(load, steps);
-    const pids = [steps[0]!.from, ...steps.map((s) => s.to)];
-    const changed = new Set(pids).size === pids.length && steps.every((s, i) => i === 0 || s.from === steps[i - 1]!.to);
-    console.log(`  MainPID: ${pids.join(' -> ')}`);
-    const ratios = latencyReport(summary, steps);
-    verdict(`systemd: ${UPGRADES} upgrades, no failed request and no lost datagram`, zero(summary));
-    verdict('systemd: MainPID changed at each upgrade, and every process served', changed && pids.every((p) => (summary.pids.get(p) ?? 0) > 0));
-    p99Verdict('systemd', ratios);
     await manager.systemctlOk('stop', unit);
+  }
+  if (figures.handover && figures.drain) {
+    const per = (f: { upgrades: number; clients: LongLivedFigures }): string => (f.clients.closes / f.upgrades).toFixed(1);
+    console.log(
+      `\n  long-lived clients, per upgrade: connections closed client-side ${per(figures.handover)} with the hand-over, ${per(figures.drain)} draining (anchor); ` +
+        `messages lost ${figures.handover.clients.lost} vs ${figures.drain.clients.lost} (over ${figures.handover.upgrades} and ${figures.drain.upgrades} upgrades)`,
+    );
   }
 
   // 1b. The same under systemd, triggered by a signal to the main process (what ExecReload= sends),
   // without the systemctl client and the manager's reload job in the window.
-  {
+  if (phase('1b')) {
     const count = Math.min(UPGRADES, 5);
     console.log(`\n1b. ${count} upgrades in a row under systemd, triggered by kill -HUP $MAINPID`);
     const { unit, service } = await install(manager, dir, { mode: 'store' });
@@ -174,7 +202,7 @@ await withManager(async (manager, dir) => {
   }
 
   // 2. Rollback: a new version that crashes on start, then one that never gets ready.
-  {
+  if (phase('2')) {
     console.log('\n2. rollback under systemd: a version that crashes on start, then one that never gets ready (ready timeout 2 s)');
     const { unit, service } = await install(manager, dir, { mode: 'store', readyTimeoutMs: 2000 });
     const pid = await mainPid(unit);
@@ -198,7 +226,7 @@ await withManager(async (manager, dir) => {
   }
 
   // 3. SIGKILL with Restart=always and the fd store; then `systemctl restart`.
-  {
+  if (phase('3')) {
     console.log('\n3. SIGKILL of the main process under load, Restart=always, RestartSec=100ms, sockets in the fd store');
     const { unit, service } = await install(manager, dir, { mode: 'store' }, ['Restart=always', 'RestartSec=100ms']);
     let load = await LoadRun.start(loadPlan(service, RATES, 600_000));
@@ -221,7 +249,7 @@ await withManager(async (manager, dir) => {
   }
 
   // 4. The negative control: a service that binds its own socket, restarted.
-  {
+  if (phase('4')) {
     console.log('\n4. negative control: a service that binds its own port, systemctl restart under the same load');
     const { unit, service } = await install(manager, dir, { mode: 'self-bind' });
     const load = await LoadRun.start(loadPlan(service, RATES, 600_000));
@@ -235,7 +263,7 @@ await withManager(async (manager, dir) => {
 });
 
 // 5. The same upgrades under `sd-activate run`.
-{
+if (phase('5')) {
   const count = Math.min(UPGRADES, 5);
   console.log(`\n5. ${count} upgrades in a row under sd-activate run (SIGHUP to the main process)`);
   const dir = mkdtempSync(join(tmpdir(), 'sd-activate-'));
@@ -292,6 +320,33 @@ await withManager(async (manager, dir) => {
   }
 }
 
+// 6. The hand-over of idle connections alone (bench:handover's measure), beside its anchor.
+if (phase('6')) {
+  console.log(`\n6. hand-over of N idle TCP connections between two processes, ${HANDOVER_ROUNDS} rounds each; medians [p25, p75], beside the anchor: accepting them (load average ${loadavg()[0]!.toFixed(1)})`);
+  for (const count of HANDOVER_SIZES) {
+    const rounds: Round[] = [];
+    for (let i = 0; i < HANDOVER_ROUNDS; i++) rounds.push(await round(count));
+    verdict(`idle hand-over of ${count}: every connection answered by the new process, none saw a FIN or reset`, handoverReport(count, rounds).correct);
+  }
+}
+
+// 7. Many upgrades under `sd-activate run`: memory and fds of the new process, first against last.
+if (phase('7') && GENERATIONS > 0) {
+  const clients = { lines: Math.min(LONG_LIVED.lines, 50), keepAlive: Math.min(LONG_LIVED.keepAlive, 10), ws: Math.min(LONG_LIVED.ws, 50) };
+  console.log(`\n7. ${GENERATIONS} upgrades in a row under sd-activate run, ${clients.lines} raw TCP, ${clients.ws} WebSocket and ${clients.keepAlive} HTTP keep-alive clients handed over at each; each new process sampled 1.5 s after it took over`);
+  const dir = mkdtempSync(join(tmpdir(), 'sd-activate-'));
+  try {
+    const run = await generations(dir, GENERATIONS, clients, 1500);
+    const { rssRatio, fdGrowth } = generationsReport(run.samples);
+    console.log(`  goal, no growth from the first new process to the last: fds ${fdGrowth === 0 ? 'met' : `NOT met (${fdGrowth > 0 ? '+' : ''}${fdGrowth})`}; memory ${rssRatio.toFixed(2)}x`);
+    const longLived = longLivedReport(run.clients, run.steps, false);
+    verdict(`sd-activate run, ${GENERATIONS} upgrades: no long-lived connection closed (${longLived.closes}), no message lost (${longLived.lost}) or answered twice (${longLived.twice})`, longLived.closes + longLived.lost + longLived.twice === 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+console.log(`\nload average at the end: ${loadavg().map((l) => l.toFixed(1)).join(' ')} (1, 5, 15 min) on ${cpus().length} cores`);
 console.log('\nverdict');
 for (const [what, ok] of verdicts) console.log(`  ${ok ? 'PASS' : 'FAIL'}  ${what}`);
 process.exitCode = verdicts.every(([, ok]) => ok) ? 0 : 1;

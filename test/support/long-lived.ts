@@ -61,12 +61,16 @@ export class LineClient implements LongLivedClient {
   readonly name: string;
   readonly answers: Answer[] = [];
   sent = 0;
+  /** When each message's line was complete on the wire (epoch ms), by seq - 1: its latency runs from then. */
+  readonly sentAt: number[] = [];
   failure: string | undefined;
   readonly #socket: Socket;
   readonly #timer: NodeJS.Timeout;
   #text = '';
   #closing = false;
   #port: number | undefined;
+  /** The second half of the line cut in two last, until it is sent. */
+  #rest: { seq: number; text: string } | undefined;
 
   constructor(name: string, port: number, intervalMs: number) {
     this.name = name;
@@ -85,15 +89,32 @@ export class LineClient implements LongLivedClient {
     this.#socket.on('end', () => (this.failure ??= this.#closing ? undefined : 'the server ended the connection (FIN)'));
     this.#socket.on('error', (error) => (this.failure ??= this.#closing ? undefined : `error: ${error.message}`));
     // Each line in two writes a moment apart now and then: a line may be cut by a hand-over.
+    // The second half goes out before the next line whatever the timers do: after a stall of
+    // this process, the next line's timer was seen to run before the half's (tcpdump showed
+    // "2", "226\n", "25\n" on the wire), which reads as a line lost and another answered twice.
     this.#timer = setInterval(() => {
+      this.#finishLine();
       const line = `${++this.sent}\n`;
+      const seq = this.sent;
       if (this.sent % 5 === 0) {
         this.#socket.write(line.slice(0, 1));
-        setTimeout(() => this.#socket.writable && this.#socket.write(line.slice(1)), intervalMs / 3);
+        this.sentAt[seq - 1] = NaN;
+        this.#rest = { seq, text: line.slice(1) };
+        setTimeout(() => this.#finishLine(), intervalMs / 3);
       } else {
+        this.sentAt[seq - 1] = Date.now();
         this.#socket.write(line);
       }
     }, intervalMs);
+  }
+
+  /** Sends the second half of a line cut in two, if one is due. */
+  #finishLine(): void {
+    const rest = this.#rest;
+    if (!rest) return;
+    this.#rest = undefined;
+    this.sentAt[rest.seq - 1] = Date.now();
+    if (this.#socket.writable) this.#socket.write(rest.text);
   }
 
   get localPort(): number | undefined {
@@ -122,6 +143,8 @@ export class WsClient implements LongLivedClient {
   readonly name: string;
   readonly answers: Answer[] = [];
   sent = 0;
+  /** When each message was sent (epoch ms), by seq - 1. */
+  readonly sentAt: number[] = [];
   failure: string | undefined;
   readonly #ws: WebSocket;
   #timer: NodeJS.Timeout | undefined;
@@ -132,7 +155,14 @@ export class WsClient implements LongLivedClient {
     this.name = name;
     this.#ws = new WebSocket(`ws://127.0.0.1:${port}/`, { perMessageDeflate: false });
     this.#ws.once('upgrade', (res) => (this.#port = res.socket.localPort));
-    this.#ws.once('open', () => (this.#timer = setInterval(() => this.#ws.send(String(++this.sent)), intervalMs)));
+    this.#ws.once(
+      'open',
+      () =>
+        (this.#timer = setInterval(() => {
+          this.sentAt[this.sent] = Date.now();
+          this.#ws.send(String(++this.sent));
+        }, intervalMs)),
+    );
     this.#ws.on('message', (data: Buffer) => {
       const [seq, pid, version, n] = data.toString('utf8').split(' ');
       this.answers.push({ seq: Number(seq), pid: Number(pid), version: version!, at: Date.now(), n: Number(n) });
@@ -162,6 +192,8 @@ export class KeepAliveClient implements LongLivedClient {
   readonly name: string;
   readonly answers: Answer[] = [];
   sent = 0;
+  /** When each request was sent (epoch ms), by seq - 1. */
+  readonly sentAt: number[] = [];
   failure: string | undefined;
   readonly #agent = new Agent({ keepAlive: true, maxSockets: 1 });
   readonly #timer: NodeJS.Timeout;
@@ -179,6 +211,7 @@ export class KeepAliveClient implements LongLivedClient {
 
   #get(port: number): void {
     const seq = ++this.sent;
+    this.sentAt[seq - 1] = Date.now();
     const req = request({ host: '127.0.0.1', port, path: `${this.#path}?${seq}`, agent: this.#agent }, (res) => {
       let body = '';
       res.setEncoding('utf8');
@@ -204,6 +237,11 @@ export class KeepAliveClient implements LongLivedClient {
 
   get localPort(): number | undefined {
     return this.#port;
+  }
+
+  /** TCP connections the client has used so far (1 when it never had to open another). */
+  get connections(): number {
+    return this.#ports.size;
   }
 
   async stop(timeoutMs = 5000): Promise<void> {
