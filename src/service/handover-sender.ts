@@ -215,10 +215,12 @@ export class HandoverSender {
 
   /**
    * True once the new process's end of the socket is closed: it is dead, or dying (a process
-   * closes its fds as it exits, before /proc shows it gone), since it never closes it otherwise.
+   * closes its fds as it exits, before /proc shows it gone), since it never closes it otherwise;
+   * or once /proc shows it gone, which can come first: a batch kept because the new process had
+   * died is known before the end of its socket is read.
    */
   get peerGone(): boolean {
-    return this.#peerGone || (this.#pools?.peerGone ?? false);
+    return this.#peerGone || !isAlive(this.#context.pid) || (this.#pools?.peerGone ?? false);
   }
 
   async #firstRound(): Promise<void> {

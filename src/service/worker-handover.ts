@@ -73,7 +73,8 @@ export function serveWorkerHandover(fd: number, expecting: boolean, context: Wor
     current.sender = sender;
     if (sender && current.stopped) void sender.close();
     else if (sender) up.handover = sender;
-    tell({ t: 'first', seq, gone });
+    // The new worker may be gone before the end of its socket is read: the primary must know now.
+    tell({ t: 'first', seq, gone: gone || (sender?.peerGone ?? false) });
   };
   const stop = (seq: number): void => {
     if (sending?.seq !== seq) return;
