@@ -36,11 +36,13 @@
  * - on a rollback the old primary tells each old worker 'stop': what it has not passed stays
  *   with it. The new workers see their lifeline end and stop (what they were passed ends with them).
  * After MAINPID=, a new worker's death is the new pool's (it starts another); its old worker
- * keeps what it had not passed, and finishes it as a stop does.
+ * keeps what it had not passed, and finishes it as a stop does. A new pool none of whose workers
+ * takes part (they do not call upgrader()) declines each socket, and the old workers' connections
+ * drain as towards a version without the hand-over.
  */
 import { native } from '../native/addon.js';
 import { faultPoint } from './fault.js';
-import type { HandoverChannel } from './handover-channel.js';
+import { HandoverChannel } from './handover-channel.js';
 import type { PoolLink, PoolWorker } from './pool-link.js';
 
 /** Messages on a worker's pool channel (worker-handover.ts is the worker's side). */
@@ -144,10 +146,23 @@ export function handOverPools(channel: HandoverChannel, pools: readonly PoolLink
 }
 
 /**
+ * No worker of that pool takes connections (its workers do not call upgrader()): the old worker
+ * is told so, as by a version without the hand-over (a first message that is no hello), and its
+ * connections drain. Closing the socket alone would say that the new worker died.
+ */
+function decline(fd: number): void {
+  const channel = new HandoverChannel(fd);
+  channel.ref(false);
+  channel
+    .send({ t: 'none' })
+    .catch(() => undefined)
+    .finally(() => channel.close());
+}
+
+/**
  * New primary: what takes the old primary's 'pool' messages on the upgrade's hand-over socket
  * (receiveConnections' `others`): each socket goes to a worker of the pool of that rank, round
- * robin, and is closed here once sent (or at once when there is no such worker: the old worker
- * sees its socket end, and keeps its connections).
+ * robin, and is closed here once sent (when there is no such worker, see decline()).
  */
 export function forwardToWorkers(pools: readonly PoolLink[]): (message: unknown, fds: number[]) => boolean {
   const turns = pools.map(() => 0);
@@ -161,7 +176,7 @@ export function forwardToWorkers(pools: readonly PoolLink[]): (message: unknown,
     const p = typeof m.pool === 'number' && Number.isInteger(m.pool) ? m.pool : -1;
     const workers = pools[p]?.workers() ?? [];
     if (workers.length === 0) {
-      native().close(fd);
+      decline(fd);
       return true;
     }
     const worker = workers[turns[p]!++ % workers.length]!;

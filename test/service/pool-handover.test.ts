@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { accounting, CurlClient, KeepAliveClient, LineClient, type LongLivedClient } from '../support/long-lived.js';
 import { alive } from '../support/upgrade-harness.js';
-import { LocalServices, streamClient, waitFor } from '../support/upgrade-local.js';
+import { get, LocalServices, responses, streamClient, waitFor } from '../support/upgrade-local.js';
 import { answeredByPool, poolOf } from '../support/pools.js';
 
 /*
@@ -86,5 +86,39 @@ describe('workerPool() upgrades: each worker\'s connections pass to a worker of 
     await waitFor(() => service.events().includes(`iterated-end ${worker} v2 worker`), `the end of the iteration\n${service.events().join('\n')}`);
     expect(await started.exit).to.equal(0);
     raw.forEach((c) => c.socket.destroy());
+  });
+
+  it('a new pool whose workers take no connections (they do not call upgrader()): the upgrade goes on, and the old workers\' connections drain as before', async () => {
+    const started = await local.start({ mode: 'store', workers: 2, lines: true, stopTimeoutMs: 1500 });
+    const { service, pid } = started;
+    const http = streamClient({ host: '127.0.0.1', port: service.webPort });
+    const raw = streamClient({ host: '127.0.0.1', port: service.linesPort });
+    http.write(get('/'));
+    raw.write('a\n');
+    await waitFor(() => responses(http.text).length === 1 && raw.text.split('\n').length === 2, 'the first answers');
+    const oldWorkers = poolOf(service, 'v1').map(String);
+    // Not rolled back: the new primary becomes the main process.
+    const next = await local.upgrade(started, pid, 'v2', 'no-worker-handover');
+    await waitFor(() => service.events().includes(`upgraded-to-${next} ${pid} v1`), `the switch\n${service.events().join('\n')}`);
+    http.write(get('/'));
+    raw.write('b\n');
+    await waitFor(() => http.ended && raw.ended, 'both connections ended by their old workers');
+    // Answered by the old workers, the HTTP one with Connection: close, then ended: the drain of today.
+    expect(responses(http.text).map((r) => [r.connection, oldWorkers.includes(r.body.split(' ')[0]!)])).to.deep.equal([
+      ['keep-alive', true],
+      ['close', true],
+    ]);
+    expect(raw.text.split('\n').filter((l) => l !== '').map((l) => [l.split(' ')[0], oldWorkers.includes(l.split(' ')[1]!)])).to.deep.equal([
+      ['a', true],
+      ['b', true],
+    ]);
+    expect(service.events().filter((e) => /^(passed|adopted|failed)-/.test(e))).to.deep.equal([]);
+    expect(await started.exit).to.equal(0);
+    // The new pool serves.
+    const fresh = streamClient({ host: '127.0.0.1', port: service.webPort });
+    fresh.write(get('/'));
+    await waitFor(() => responses(fresh.text).length === 1, 'an answer of the new pool');
+    expect(poolOf(service, 'v2').map(String)).to.include(responses(fresh.text)[0]!.body.split(' ')[0]);
+    fresh.socket.destroy();
   });
 });
