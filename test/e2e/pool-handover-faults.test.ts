@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { accounting, KeepAliveClient, LineClient, type LongLivedClient } from '../support/long-lived.js';
+import { accounting, KeepAliveClient, LineClient, WsClient, type LongLivedClient } from '../support/long-lived.js';
 import { passedBy, serving, underRun, underSystemd, until, type Managed } from '../support/managed-service.js';
 import { httpGet } from '../support/network.js';
 import { poolOf } from '../support/pools.js';
@@ -13,8 +13,9 @@ import { alive, prepareService, sleep, type ServiceDir } from '../support/upgrad
 /*
  * Faults during a worker pool's connection hand-over (src/service/pool-handover.ts), under a real
  * systemd 252 user manager and under `sd-activate run`, with long-lived clients on the pool's
- * workers: raw TCP clients of the line protocol and HTTP keep-alive clients, a message every
- * 100 ms, and one keep-alive client whose requests take 500 ms (busy at the hand-over).
+ * workers: raw TCP clients of the line protocol, WebSocket clients (sd-activate/ws) and HTTP
+ * keep-alive clients, a message every 100 ms, and one keep-alive client whose requests take 500 ms
+ * (busy at the hand-over).
  *
  * Killed (SIGKILL, SD_ACTIVATE_FAULT):
  * - a new worker while it holds, has held or adopts the connections of an old worker, or the new
@@ -86,7 +87,7 @@ for (const manager of ['systemd', 'run'] as const) {
 
     for (const { phase, victim } of CASES) {
       it(`SIGKILL of ${victim} at ${phase}: ${OUTCOME[victim]}; one pool serves, no message answered twice`, async function () {
-        const service = await prepareService(dir, { mode: 'store', lines: true, workers: 2, readyTimeoutMs: 10_000, stopTimeoutMs: 3000 });
+        const service = await prepareService(dir, { mode: 'store', lines: true, ws: 'plain', workers: 2, readyTimeoutMs: 10_000, stopTimeoutMs: 3000 });
         const options = {
           name: `sdact-pfault-${id}-${phase.replace(':', '-')}`,
           restart: 'always',
@@ -100,6 +101,7 @@ for (const manager of ['systemd', 'run'] as const) {
         // Enough connections for both old workers to hold some.
         const clients: LongLivedClient[] = [
           ...[1, 2, 3, 4].map((i) => new LineClient(`raw ${i}`, service.linesPort, 100)),
+          ...[1, 2].map((i) => new WsClient(`ws ${i}`, service.webPort, 100)),
           ...[1, 2, 3, 4].map((i) => new KeepAliveClient(`http ${i}`, service.webPort, 100)),
           new KeepAliveClient('http /slow', service.webPort, 600, '/slow'),
         ];
