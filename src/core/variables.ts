@@ -27,9 +27,13 @@ export const LIFELINE_FD_VARIABLE = 'SD_ACTIVATE_WORKER_FD';
 export const LIFELINE_PID_VARIABLE = 'SD_ACTIVATE_WORKER_PID';
 /** Set by workerPool() in each worker: its index. @internal */
 export const WORKER_VARIABLE = 'SD_ACTIVATE_WORKER';
+/** The variable naming, in a worker of a pool, its seqpacket channel to the primary, for the connection hand-over of an upgrade (meant for the lifeline's pid). @internal */
+export const POOL_FD_VARIABLE = 'SD_ACTIVATE_POOL_FD';
+/** Set to 1 in a worker started while its pool's primary is being handed connections by an upgrade: connections come to it too. @internal */
+export const POOL_HANDOVER_VARIABLE = 'SD_ACTIVATE_POOL_HANDOVER';
 
 /**
  * The library's own variables between a process and the processes it starts: never inherited by
  * a process started as activated, which gets its own or none.
  */
-export const PRIVATE_VARIABLES = [UPGRADE_FD_VARIABLE, UPGRADE_PID_VARIABLE, HANDOVER_FD_VARIABLE, UPGRADE_FROM_VARIABLE, LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE, WORKER_VARIABLE] as const;
+export const PRIVATE_VARIABLES = [UPGRADE_FD_VARIABLE, UPGRADE_PID_VARIABLE, HANDOVER_FD_VARIABLE, UPGRADE_FROM_VARIABLE, LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE, WORKER_VARIABLE, POOL_FD_VARIABLE, POOL_HANDOVER_VARIABLE] as const;

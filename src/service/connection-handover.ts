@@ -297,13 +297,15 @@ export interface IncomingConnection {
  * Receives connections on `channel`: answers each batch with `held`, and calls `onConnection`
  * for each connection released to this process, which must open() or close() it. Returns a function that stops receiving. fds of
  * batches not released when the channel ends are closed (their old process died holding them).
+ * `options.others` is offered every message of another protocol on the same channel first: it
+ * returns true when it took the message and its fds; the fds of those it does not take are closed.
  *
  * @internal
  */
 export function receiveConnections(
   channel: HandoverChannel,
   onConnection: (connection: IncomingConnection) => void,
-  options: { net: typeof import('node:net') },
+  options: { net: typeof import('node:net'); others?: (message: unknown, fds: number[]) => boolean },
 ): () => void {
   const held = new Map<number, { fds: number[]; states: unknown[] }>();
   const onMessage = (message: unknown, fds: number[]): void => {
@@ -314,6 +316,7 @@ export function receiveConnections(
       channel.send({ t: 'held', seq: m.seq } satisfies Wire).then(() => faultPoint('new:held'), () => undefined);
       return;
     }
+    if (m?.t !== 'batch' && m?.t !== 'release' && options.others?.(message, fds)) return;
     for (const fd of fds) native().close(fd);
     if (m?.t !== 'release') return;
     const batch = held.get(m.seq);

@@ -132,6 +132,11 @@ export class Drain {
     });
   }
 
+  /** The servers it watches, as given. */
+  get servers(): readonly Closable[] {
+    return this.#tracked.map((t) => t.server);
+  }
+
   /** Whether every server's activity can be seen: net and http servers, dgram sockets. */
   get observable(): boolean {
     return this.#tracked.every((t) => t.kind !== 'other');

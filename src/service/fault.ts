@@ -16,7 +16,13 @@
  *   old:acked      the new process answered; the old one drains, handing over what becomes ready
  *
  * The connection hand-over's phases (handing .. adopted, connection-handover.ts) come once per
- * upgrade that hands connections over, the first time each is reached.
+ * upgrade that hands connections over, the first time each is reached. In a pool's upgrade
+ * (pool-handover.ts) the workers hand connections over: old:handing is reached in an old worker,
+ * new:holding .. new:adopted in a new worker, and the new primary has two phases of its own:
+ *
+ *                                                                new:forwarding an old worker's hand-over socket came,
+ *                                                                               not given to a worker yet
+ *                                                                new:forwarded  the first one is given to a worker
  * Read once, by the lazily loaded upgrade code: a service that never upgrades never reads it.
  */
 
@@ -37,6 +43,8 @@ export type FaultPhase =
   | 'new:holding'
   | 'new:held'
   | 'new:adopted'
+  | 'new:forwarding'
+  | 'new:forwarded'
   | 'new:confirmed'
   | 'new:acked';
 

@@ -16,6 +16,8 @@
  *   response. Until then their responses do not say `Connection: close` (see Drain.handingOver).
  * - Any other connection passes when the application says so: the 'handover' event gives it
  *   `pass(socket, state)`, to call at a boundary of its protocol.
+ * - A worker pool's workers hand theirs over to the new pool's (pool-handover.ts): this process
+ *   gives each of its workers a socket to one of them, and waits for what was ready to pass.
  */
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
@@ -29,15 +31,22 @@ import type { Drain } from './drain.js';
 import { HandoverChannel } from './handover-channel.js';
 import { handoverHttpServers, httpIdleCheck, httpIdleSupported, idleFor, onHttpActivity } from './http-idle.js';
 import { PassQueue } from './handover-pass.js';
+import { handOverPools, type PoolSender } from './pool-handover.js';
+import { poolLinks, type PoolLink } from './pool-link.js';
 import type { Message } from './upgrade-channel.js';
 import { handoverRuntime, takeHandover, type Launched } from './upgrade-launcher.js';
 import type { UpgraderEvents } from './upgrade-types.js';
 
-/** What the new process says first on the hand-over socket: the version of this protocol, and the servers it adopts HTTP connections for. */
+/**
+ * What the new process says first on the hand-over socket: the version of this protocol, the
+ * servers it adopts HTTP connections for, its pid, and how many worker pools it serves.
+ */
 export interface Hello {
   t: 'hello';
   v: 1;
   http: string[];
+  pid?: number;
+  pools?: number;
 }
 
 /** The state record sent with each connection. */
@@ -52,13 +61,17 @@ const SWEEP_MS = 100;
 export interface SenderContext {
   /** This end of the hand-over socket. */
   fd: number;
-  /** The new process. */
-  pid: number;
+  /** The new process; undefined: the one its hello names (a worker's hand-over, see worker-handover.ts). */
+  pid: number | undefined;
   drain: Drain;
   events: EventEmitter<UpgraderEvents>;
   warn: (error: Error) => void;
   /** How long a batch may wait for the new process to hold it. */
   heldTimeoutMs: number;
+  /** This process's worker pools, whose workers hand their connections over too (pool-handover.ts). */
+  pools?: readonly PoolLink[];
+  /** Called when the new process's end closes before close() (it died, or never said hello). */
+  ended?: () => void;
 }
 
 interface HttpSource {
@@ -91,13 +104,13 @@ export async function startHandover(launched: Launched, pid: number, ready: Mess
     native().close(fd);
     return undefined;
   }
-  return HandoverSender.start({ ...context, fd, pid });
+  return HandoverSender.start({ ...context, fd, pid, pools: poolLinks(context.drain.servers) });
 }
 
-/** Reads the new process's hello: undefined when it does not come (a version without the hand-over, or gone). */
-function hello(channel: HandoverChannel): Promise<Hello | undefined> {
+/** Reads the new process's hello: undefined when it does not come (a version without the hand-over), null when the new process is gone. */
+function hello(channel: HandoverChannel): Promise<Hello | undefined | null> {
   return new Promise((resolve) => {
-    const done = (value: Hello | undefined): void => {
+    const done = (value: Hello | undefined | null): void => {
       clearTimeout(timer);
       channel.off('message', onMessage);
       channel.off('end', onEnd);
@@ -107,7 +120,7 @@ function hello(channel: HandoverChannel): Promise<Hello | undefined> {
       const m = message as Partial<Hello> | null;
       done(m?.t === 'hello' && m.v === 1 && Array.isArray(m.http) && m.http.every((k) => typeof k === 'string') ? (m as Hello) : undefined);
     };
-    const onEnd = (): void => done(undefined);
+    const onEnd = (): void => done(null);
     const timer = setTimeout(() => done(undefined), HELLO_TIMEOUT_MS);
     channel.on('message', onMessage);
     channel.once('end', onEnd);
@@ -117,8 +130,10 @@ function hello(channel: HandoverChannel): Promise<Hello | undefined> {
 /** One upgrade's hand-over, from its first round until close(). */
 export class HandoverSender {
   readonly #channel: HandoverChannel;
-  readonly #context: SenderContext;
+  readonly #context: SenderContext & { pid: number };
   readonly #http: HttpSource[];
+  /** The hand-over of this process's pools, if any. */
+  #pools: PoolSender | undefined;
   /** Connections in a batch now: never in two at once. */
   readonly #inFlight = new Set<Socket>();
   /** Rounds and pass() batches under way: close() waits for them, since each release must reach the new process. */
@@ -132,7 +147,7 @@ export class HandoverSender {
   #again = false;
   #round: Promise<void> | undefined;
 
-  private constructor(channel: HandoverChannel, context: SenderContext, http: HttpSource[]) {
+  private constructor(channel: HandoverChannel, context: SenderContext & { pid: number }, http: HttpSource[]) {
     this.#channel = channel;
     this.#context = context;
     this.#http = http;
@@ -160,8 +175,10 @@ export class HandoverSender {
     const channel = new HandoverChannel(context.fd);
     channel.ref(false);
     const said = await hello(channel);
-    if (!said) {
+    const pid = context.pid ?? (Number.isInteger(said?.pid) ? said!.pid : undefined);
+    if (!said || pid === undefined) {
       channel.close();
+      if (said === null) context.ended?.();
       return undefined;
     }
     const http: HttpSource[] = [];
@@ -183,8 +200,11 @@ export class HandoverSender {
       }
       http.push({ server, key, sockets: byServer.get(server)!, ready });
     }
-    const sender = new HandoverSender(channel, context, http);
-    await sender.#firstRound();
+    const sender = new HandoverSender(channel, { ...context, pid }, http);
+    const pools = (context.pools ?? []).slice(0, typeof said.pools === 'number' ? said.pools : 0);
+    // An old worker waits for its batches to be adopted at most twice that, after a hello.
+    if (pools.length > 0) sender.#pools = handOverPools(channel, pools, 2 * context.heldTimeoutMs + HELLO_TIMEOUT_MS);
+    await Promise.all([sender.#firstRound(), sender.#pools?.first]);
     return sender;
   }
 
@@ -195,10 +215,12 @@ export class HandoverSender {
 
   /**
    * True once the new process's end of the socket is closed: it is dead, or dying (a process
-   * closes its fds as it exits, before /proc shows it gone), since it never closes it otherwise.
+   * closes its fds as it exits, before /proc shows it gone), since it never closes it otherwise;
+   * or once /proc shows it gone, which can come first: a batch kept because the new process had
+   * died is known before the end of its socket is read.
    */
   get peerGone(): boolean {
-    return this.#peerGone;
+    return this.#peerGone || !isAlive(this.#context.pid) || (this.#pools?.peerGone ?? false);
   }
 
   async #firstRound(): Promise<void> {
@@ -315,7 +337,10 @@ export class HandoverSender {
   /** The new process is gone: nothing more passes, and the connections left drain here. */
   #ended(): void {
     this.#peerGone = true;
-    if (this.#active) this.#stop();
+    if (this.#active) {
+      this.#stop();
+      this.#context.ended?.();
+    }
   }
 
   #stop(): void {
@@ -324,6 +349,7 @@ export class HandoverSender {
     this.#immediate = undefined;
     for (const stop of this.#stops.splice(0)) stop();
     this.#passes.stop();
+    this.#pools?.close();
   }
 
   /**

@@ -10,12 +10,25 @@
  * One more fd, named in SD_ACTIVATE_HANDOVER_FD, is a seqpacket socket for the established
  * connections the old process hands over (connection-handover.ts).
  *
+ * A worker of a pool gets, after its lifeline (an fd whose end of file says the primary is gone),
+ * a seqpacket channel to the primary in SD_ACTIVATE_POOL_FD, over which the pool's upgrades give it
+ * the sockets its connections are handed over on (worker-handover.ts).
+ *
  * Until the old process has told the service manager MAINPID=<this pid>, this process is not
  * the main process, and with NotifyAccess=main systemd drops its notify messages: the fd store
  * changes it makes meanwhile are queued here and sent once it is.
  */
 import { native } from '../native/addon.js';
-import { HANDOVER_FD_VARIABLE, LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE, UPGRADE_FD_VARIABLE, UPGRADE_FROM_VARIABLE, UPGRADE_PID_VARIABLE } from '../core/variables.js';
+import {
+  HANDOVER_FD_VARIABLE,
+  LIFELINE_FD_VARIABLE,
+  LIFELINE_PID_VARIABLE,
+  POOL_FD_VARIABLE,
+  POOL_HANDOVER_VARIABLE,
+  UPGRADE_FD_VARIABLE,
+  UPGRADE_FROM_VARIABLE,
+  UPGRADE_PID_VARIABLE,
+} from '../core/variables.js';
 
 /** What a process started by an upgrade got from the old process. */
 interface UpgradeChannel {
@@ -52,7 +65,14 @@ export function upgradeChannel(): UpgradeChannel | null {
   return channel;
 }
 
-let lifeline: number | null | undefined;
+/** What a worker of a pool got from its primary: the lifeline, and the channel of the pool's hand-over. */
+interface WorkerChannels {
+  lifeline: number | null;
+  /** The seqpacket channel to the primary (worker-handover.ts), and whether connections of an upgrade in progress come to this worker too. */
+  pool: { fd: number; expecting: boolean } | null;
+}
+
+let worker: WorkerChannels | undefined;
 
 /**
  * Reads an fd passed by name (for the pid in `pidText`) once, removes the variable, makes the fd
@@ -79,18 +99,37 @@ function claim(fdVariable: string, pidText: string | undefined, type: 'SOCK_STRE
   return fd;
 }
 
+/** The fds a worker of a pool got, read once (one pid variable names them all). */
+function workerChannels(): WorkerChannels {
+  if (worker === undefined) {
+    const pidText = process.env[LIFELINE_PID_VARIABLE];
+    delete process.env[LIFELINE_PID_VARIABLE];
+    const expecting = process.env[POOL_HANDOVER_VARIABLE] === '1';
+    delete process.env[POOL_HANDOVER_VARIABLE];
+    const lifeline = claim(LIFELINE_FD_VARIABLE, pidText, 'SOCK_STREAM');
+    const pool = claim(POOL_FD_VARIABLE, pidText, 'SOCK_SEQPACKET');
+    worker = { lifeline, pool: pool === null ? null : { fd: pool, expecting } };
+  }
+  return worker;
+}
+
 /**
  * In a worker of a pool, the fd whose end of file says the primary is gone, else null. Read once.
  *
  * @internal
  */
 export function workerLifeline(): number | null {
-  if (lifeline === undefined) {
-    const pidText = process.env[LIFELINE_PID_VARIABLE];
-    delete process.env[LIFELINE_PID_VARIABLE];
-    lifeline = claim(LIFELINE_FD_VARIABLE, pidText, 'SOCK_STREAM');
-  }
-  return lifeline;
+  return workerChannels().lifeline;
+}
+
+/**
+ * In a worker of a pool, its channel to the primary for the connection hand-over of upgrades,
+ * else null. Read once.
+ *
+ * @internal
+ */
+export function poolChannel(): WorkerChannels['pool'] {
+  return workerChannels().pool;
 }
 
 /** True while this process was started by an upgrade and is not yet the main process. @internal */

@@ -8,12 +8,12 @@
  */
 import { heldFds, listenFds } from './activation.js';
 import { SystemdError } from '../core/errors.js';
-import { becameMain, upgradeChannel, workerLifeline } from './handover.js';
+import { becameMain, handoverPending, poolChannel, upgradeChannel, workerLifeline } from './handover.js';
 import { native } from '../native/addon.js';
 import { notify } from './notify.js';
 
 /** The one copy of the library's state and classes, for upgrade-impl.ts and worker-pool-impl.ts. @internal */
-export const internals = { heldFds, listenFds, SystemdError, becameMain, upgradeChannel, workerLifeline, native, notify } as const;
+export const internals = { heldFds, listenFds, SystemdError, becameMain, handoverPending, upgradeChannel, workerLifeline, poolChannel, native, notify } as const;
 
 /** @internal */
 export type Internals = typeof internals;

@@ -12,6 +12,7 @@ import { watchResponses } from './http-idle.js';
 import { handoverRuntime } from './upgrade-launcher.js';
 import { takeOver } from './upgrade-successor.js';
 import { UpgraderProcess } from './upgrader-process.js';
+import { serveWorkerHandover } from './worker-handover.js';
 import type { UpgraderOptions } from './upgrade-types.js';
 
 function checkOptions(options: UpgraderOptions): void {
@@ -42,6 +43,7 @@ export async function startUpgrader(options: UpgraderOptions, core: Internals): 
   checkOptions(options);
   const channel = core.upgradeChannel();
   const lifeline = core.workerLifeline();
+  const pool = core.poolChannel();
   // What the hand-over needs, loaded before the servers start (when given as a function).
   await import('node:net');
   // Every request counted from the start: an HTTP connection passes at an upgrade only when none is in flight.
@@ -58,11 +60,17 @@ export async function startUpgrader(options: UpgraderOptions, core: Internals): 
   const handover = channel?.handover ?? null;
   const receiving = handover !== null && handingOver;
   if (handover !== null && !receiving) core.native().close(handover);
+  if (pool !== null && !handingOver) core.native().close(pool.fd);
+  const poolHandover = pool !== null && handingOver ? pool : null;
   // The old process of an upgrade is not this one's parent: the service manager adopted this one.
-  const up = new UpgraderProcess(core, options, drain, channel === null ? undefined : (channel.from ?? process.ppid), receiving);
+  const up = new UpgraderProcess(core, options, drain, channel === null ? undefined : (channel.from ?? process.ppid), receiving || (poolHandover?.expecting ?? false));
   await Promise.all(servers.map(waitListening));
+  const warn = (error: Error): unknown => (up.listenerCount('warning') > 0 ? up.emit('warning', error) : process.emitWarning(error));
   // Before READY=1: the old process hands connections over as soon as it has it.
-  if (receiving) receiveHandover(handover, servers, up.incoming, (error) => (up.listenerCount('warning') > 0 ? up.emit('warning', error) : process.emitWarning(error)));
+  if (receiving) receiveHandover(handover, servers, up.incoming, warn);
+  // A worker of a pool: its pool's upgrades hand its connections over, and bring it others.
+  const heldTimeoutMs = Math.min(10_000, options.readyTimeoutMs ?? 30_000);
+  if (poolHandover) serveWorkerHandover(poolHandover.fd, poolHandover.expecting, { up, servers, drain, warn, heldTimeoutMs });
   up.listen();
   if (lifeline !== null) {
     // A worker of a pool: when the primary is gone (even killed), finish and exit.
@@ -79,7 +87,7 @@ export async function startUpgrader(options: UpgraderOptions, core: Internals): 
     await takeOver(up, core, channel.fd, options.status, receiving);
   }
   // `sd-activate reload PID` asks this process for an upgrade, and waits for its outcome.
-  if (up.isMain) listenForReloads(up, core, (error) => (up.listenerCount('warning') > 0 ? up.emit('warning', error) : process.emitWarning(error)));
+  if (up.isMain) listenForReloads(up, core, warn);
   if (options.idleTimeoutMs !== undefined) {
     const stopWatching = watchIdle(drain, options.idleTimeoutMs, () => void (up.isMain ? up.stop() : undefined));
     up.once('upgraded', stopWatching);

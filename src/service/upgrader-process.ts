@@ -75,8 +75,8 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
   /** The launcher of the next upgrade, started ahead of time. */
   readonly #next: NextLauncher;
   #stopping: Promise<void> | undefined;
-  /** The connection hand-over of the upgrade in progress, until this process exits or rolls back. */
-  #handover: HandoverSender | undefined;
+  /** The connection hand-over of the upgrade in progress (a worker's: set by worker-handover.ts), until this process exits or rolls back. @internal */
+  handover: HandoverSender | undefined;
   /** New process: the connections the old one passed with pass(), for the application. @internal */
   readonly incoming: IncomingConnections;
 
@@ -250,9 +250,9 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
 
     // 2. The connections that are ready pass, while this process is still the main one.
     const warn = (error: Error): void => this.#warn(error);
-    this.#handover = await startHandover(launched, pid, ready, { drain: this.#drain, events: this, warn, heldTimeoutMs: Math.min(10_000, timeoutMs) });
+    this.handover = await startHandover(launched, pid, ready, { drain: this.#drain, events: this, warn, heldTimeoutMs: Math.min(10_000, timeoutMs) });
     if (this.#role !== 'main') return this.#giveUp(launched, pid, this.#error('ERR_SD_UPGRADE_FAILED', 'the upgrade was cancelled: this process is stopping'));
-    if (!isAlive(pid) || launched.channel.ended || this.#handover?.peerGone) return this.#giveUp(launched, pid, this.#error('ERR_SD_SERVICE_EXITED', `the new process (pid ${pid}) ended while connections were handed over to it`));
+    if (!isAlive(pid) || launched.channel.ended || this.handover?.peerGone) return this.#giveUp(launched, pid, this.#error('ERR_SD_SERVICE_EXITED', `the new process (pid ${pid}) or a worker of its pool ended while connections were handed over`));
     faultPoint('old:handed');
 
     // 3. MAINPID=, and the barrier: the manager has acted on it once that returns.
@@ -299,10 +299,10 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
     return { upgraded: true, pid };
   }
 
-  /** Ends the connection hand-over, if one runs: what is not passed stays here. */
-  async #endHandover(): Promise<void> {
-    const handover = this.#handover;
-    this.#handover = undefined;
+  /** Ends the connection hand-over, if one runs: what is not passed stays here. @internal */
+  async endHandover(): Promise<void> {
+    const handover = this.handover;
+    this.handover = undefined;
     await handover?.close();
   }
 
@@ -320,7 +320,7 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
   #lostAtSwitch(launched: Launched, pid: number): UpgradeResult {
     const error = this.#error('ERR_SD_SERVICE_EXITED', `the new process (pid ${pid}) ended during the switch; this one serves on`);
     this.#sendQuietly({ READY: 1, STATUS: this.#statusWith(`upgrade to pid ${pid} failed: it ended during the switch`) });
-    void this.#endHandover();
+    void this.endHandover();
     launched.channel.destroy();
     launched.control.destroy();
     this.#current = undefined;
@@ -331,7 +331,7 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
 
   /** Before the switch: the new process (if any) is rolled back, and this one serves on as the main process. */
   async #giveUp(launched: Launched | undefined, pid: number | undefined, error: SystemdError): Promise<UpgradeResult> {
-    await this.#endHandover();
+    await this.endHandover();
     if (launched) await rollBack(launched, this.#options.stopTimeoutMs ?? 10_000);
     this.#current = undefined;
     if (this.#role === 'main') this.#sendQuietly({ READY: 1, STATUS: this.#statusWith(`upgrade${pid ? ` to pid ${pid}` : ''} failed: ${error.message.split('\n')[0]}`) });
@@ -359,7 +359,7 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
       notifyStopping: how === 'main' && wasMain ? () => this.#send({ STOPPING: 1, STATUS: 'Stopping' }) : undefined,
       before: async () => {
         this.#next.discard();
-        this.#handover?.closeBusyAfter((this.#options.stopTimeoutMs ?? 10_000) / 2);
+        this.handover?.closeBusyAfter((this.#options.stopTimeoutMs ?? 10_000) / 2);
         // A new process not handed over to yet is rolled back (the upgrade sees the role change).
         const current = this.#current;
         const upgrading = this.#upgrading;
@@ -372,7 +372,7 @@ export class UpgraderProcess extends events.EventEmitter<UpgraderEvents> {
       drain: this.#drain,
       stopTimeoutMs: this.#options.stopTimeoutMs ?? 10_000,
       // Every release must reach the new process before this one exits.
-      after: () => this.#endHandover(),
+      after: () => this.endHandover(),
       onStop: this.#options.onStop,
       watchdog: this.#options.watchdog,
       dispose: () => this.dispose(),

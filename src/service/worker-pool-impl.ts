@@ -1,10 +1,12 @@
 import type { ChildProcess } from 'node:child_process';
 import { events } from '../core/builtins.js';
 import { ownArguments } from '../core/runtime.js';
-import { LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE, WORKER_VARIABLE } from '../core/variables.js';
+import { LIFELINE_FD_VARIABLE, LIFELINE_PID_VARIABLE, POOL_FD_VARIABLE, POOL_HANDOVER_VARIABLE, WORKER_VARIABLE } from '../core/variables.js';
 import { execActivated, signalGroup } from '../shared/exec.js';
 import { NotifyReceiver, type NotifyMessage } from '../shared/notify-receiver.js';
+import { HandoverChannel } from './handover-channel.js';
 import type { Internals } from './internals.js';
+import { POOL_LINK, type PoolLink, type PoolWorker } from './pool-link.js';
 import type { WorkerInfo, WorkerPoolEvents, WorkerPoolOptions } from './worker-pool-types.js';
 import { list, quote } from '../core/quote.js';
 
@@ -15,7 +17,9 @@ import { list, quote } from '../core/quote.js';
  * and a NOTIFY_SOCKET of its own. So a worker is an ordinary socket-activated Type=notify
  * program (listen(), upgrader()), and the kernel hands each connection or datagram to one of the
  * workers waiting on the socket. One more fd after the sockets ends when the primary does, however
- * it ends: upgrader() in a worker stops it then.
+ * it ends: upgrader() in a worker stops it then. One more, a seqpacket channel to this process,
+ * carries what the connection hand-over of an upgrade needs (pool-handover.ts): a worker whose
+ * upgrader() takes part says so on it first.
  *
  * node:cluster is not used: its primary accepts every connection itself and passes it on
  * (round-robin scheduling), and LISTEN_PID cannot name a worker it forks.
@@ -25,6 +29,10 @@ interface Worker extends WorkerInfo {
   child: ChildProcess;
   exited: Promise<void>;
   onReady: (() => void) | undefined;
+  /** This end of its pool channel, until it exits. */
+  channel: HandoverChannel;
+  /** It said on its channel that it takes part in hand-overs. */
+  handsOver: boolean;
 }
 
 /** The rest of the library, as workerPool() hands it over (see internals.ts). */
@@ -57,13 +65,17 @@ export class WorkerPoolProcess extends events.EventEmitter<WorkerPoolEvents> {
   #closing: Promise<void> | undefined;
   #started = false;
   readonly #restartTimers = new Set<NodeJS.Timeout>();
+  /** Workers started now get connections of the upgrade that started this process, until it is over. */
+  #expecting: boolean;
 
   constructor(options: WorkerPoolOptions) {
     super();
     this.#options = options;
     // The workers must never see this process's upgrade channel, nor its own lifeline if it is a worker.
-    core.upgradeChannel();
+    const upgrade = core.upgradeChannel();
     core.workerLifeline();
+    core.poolChannel();
+    this.#expecting = upgrade?.handover != null && core.handoverPending();
     const held = core.heldFds().filter((f) => options.names === undefined || options.names.includes(f.name));
     if (held.length === 0) {
       throw new core.SystemdError('ERR_SD_FD_NOT_FOUND', `a worker pool needs sockets to share; this process holds ${options.names ? `none named ${list(options.names.map(quote))}` : 'none'}`);
@@ -108,21 +120,40 @@ export class WorkerPoolProcess extends events.EventEmitter<WorkerPoolEvents> {
 
   #spawn(index: number): Promise<void> {
     // One more fd after the sockets: the worker sees its end of file when this process is gone,
-    // however it went, and stops (upgrader() watches it). Not one of LISTEN_FDS.
+    // however it went, and stops (upgrader() watches it). Not one of LISTEN_FDS. Then its pool channel.
     const lifelineFd = 3 + this.#fds.length;
-    const child = execActivated({
-      command: this.#options.command ?? process.execPath,
-      args: this.#options.args ?? ownArguments('a worker pool'),
-      listenFds: this.#fds,
-      listenNames: this.#names,
-      extraFds: ['pipe'],
-      env: this.#options.env ?? process.env,
-      set: { NOTIFY_SOCKET: this.#receiver.address, [WORKER_VARIABLE]: String(index), [LIFELINE_FD_VARIABLE]: String(lifelineFd) },
-      pidVariables: [LIFELINE_PID_VARIABLE],
-      cwd: this.#options.cwd,
-      stdin: 'inherit',
-      output: 'inherit',
-    });
+    const [ours, theirs] = core.native().seqpacketPair();
+    let child: ChildProcess;
+    try {
+      child = execActivated({
+        command: this.#options.command ?? process.execPath,
+        args: this.#options.args ?? ownArguments('a worker pool'),
+        listenFds: this.#fds,
+        listenNames: this.#names,
+        extraFds: ['pipe', theirs],
+        env: this.#options.env ?? process.env,
+        set: {
+          NOTIFY_SOCKET: this.#receiver.address,
+          [WORKER_VARIABLE]: String(index),
+          [LIFELINE_FD_VARIABLE]: String(lifelineFd),
+          [POOL_FD_VARIABLE]: String(lifelineFd + 1),
+          ...(this.#expecting ? { [POOL_HANDOVER_VARIABLE]: '1' } : {}),
+        },
+        pidVariables: [LIFELINE_PID_VARIABLE],
+        cwd: this.#options.cwd,
+        stdin: 'inherit',
+        output: 'inherit',
+      });
+    } catch (error) {
+      core.native().close(ours);
+      throw error;
+    } finally {
+      core.native().close(theirs);
+    }
+    const channel = new HandoverChannel(ours);
+    // It never keeps this process alive, and a worker that dies ends it: its exit says the rest.
+    channel.ref(false);
+    channel.on('error', () => undefined);
     const lifeline = child.stdio[lifelineFd] as import('node:net').Socket | null;
     lifeline?.on('error', () => undefined);
     lifeline?.unref();
@@ -143,6 +174,8 @@ export class WorkerPoolProcess extends events.EventEmitter<WorkerPoolEvents> {
       pid,
       ready: false,
       child,
+      channel,
+      handsOver: false,
       onReady: () => {
         clearTimeout(timer);
         ready();
@@ -152,6 +185,7 @@ export class WorkerPoolProcess extends events.EventEmitter<WorkerPoolEvents> {
           clearTimeout(timer);
           // Its last messages may still be queued: READY=1 read after the exit must not count.
           worker.onReady = undefined;
+          channel.close();
           if (this.#workers[index] === worker) this.#workers[index] = undefined;
           const restarting = this.#closing === undefined && (worker.ready || this.#started);
           failed(new core.SystemdError('ERR_SD_SERVICE_EXITED', `worker ${index} (pid ${pid}) ${sig ? `was killed by ${sig}` : `exited with status ${code}`} before READY=1`));
@@ -163,10 +197,27 @@ export class WorkerPoolProcess extends events.EventEmitter<WorkerPoolEvents> {
     };
     child.once('error', (error) => {
       clearTimeout(timer);
+      channel.close();
       failed(new core.SystemdError('ERR_SD_SERVICE_EXITED', `worker ${index} could not be started: ${error.message}`, { cause: error }));
+    });
+    channel.on('message', (message, fds) => {
+      for (const fd of fds) core.native().close(fd);
+      if ((message as { t?: unknown } | null)?.t === 'hello') worker.handsOver = true;
     });
     this.#workers[index] = worker;
     return readyPromise;
+  }
+
+  /** What the connection hand-over of an upgrade needs of this pool (pool-link.ts). @internal */
+  get [POOL_LINK](): PoolLink {
+    return {
+      workers: (): PoolWorker[] =>
+        this.#workers.filter((w): w is Worker => w !== undefined && w.ready && w.handsOver && w.child.exitCode === null).map(({ index, pid, channel }) => ({ index, pid, channel })),
+      over: (): void => {
+        this.#expecting = false;
+        for (const w of this.#workers) if (w) w.channel.send({ t: 'over' }).catch(() => undefined);
+      },
+    };
   }
 
   #restart(index: number): void {

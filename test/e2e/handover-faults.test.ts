@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { accounting, KeepAliveClient, LineClient, WsClient, type LongLivedClient } from '../support/long-lived.js';
-import { serving, underRun, underSystemd, until, type Managed } from '../support/managed-service.js';
+import { passedBy, serving, underRun, underSystemd, until, type Managed } from '../support/managed-service.js';
 import { httpGet } from '../support/network.js';
 import { SystemdManager } from '../support/systemd-manager.js';
-import { alive, prepareService, sleep, type ServiceDir } from '../support/upgrade-harness.js';
+import { alive, prepareService, sleep } from '../support/upgrade-harness.js';
 
 /*
  * Faults at each phase of the connection hand-over (src/service/fault.ts), under a real systemd 252
@@ -26,16 +26,6 @@ import { alive, prepareService, sleep, type ServiceDir } from '../support/upgrad
 
 const PHASES = ['old:handing', 'old:handed', 'new:holding', 'new:held', 'new:adopted'] as const;
 type Phase = (typeof PHASES)[number];
-
-/** The client ports the process `pid` reported passed (its 'passed' events, logged by the service). */
-function passedBy(service: ServiceDir, pid: number): Set<number> {
-  return new Set(
-    service
-      .events()
-      .filter((e) => e.startsWith('passed-') && e.split(' ')[1] === String(pid))
-      .map((e) => Number(e.split(' ')[0]!.split('-')[2])),
-  );
-}
 
 for (const manager of ['systemd', 'run'] as const) {
   describe(`connection hand-over faults under ${manager === 'systemd' ? 'systemd (user manager)' : '`sd-activate run`'}, long-lived clients`, function () {
@@ -119,7 +109,7 @@ for (const manager of ['systemd', 'run'] as const) {
         for (const client of clients) expect(accounting(client).twice, `${client.name}: answered twice${explain()}`).to.deep.equal([]);
         if (newDies) {
           expect(main, `the old process serves on${explain()}`).to.equal(first);
-          const passed = passedBy(service, first);
+          const passed = passedBy(service, [first]);
           const kept = clients.filter((c) => !passed.has(c.localPort!));
           for (const client of kept) {
             expect(client.failure, `${client.name} was not passed, and must survive${explain()}`).to.equal(undefined);

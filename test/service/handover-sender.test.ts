@@ -4,6 +4,7 @@
  * which servers' HTTP connections can pass at all. Between processes: upgrade-handover.test.ts.
  */
 import { expect } from 'chai';
+import { spawn } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
@@ -246,6 +247,23 @@ describe('connection hand-over: pass(), its events and its refusals', () => {
     }
     expect(warnings.map((w) => (w as { code?: string }).code)).to.deep.equal(['ERR_SD_NODE_UNSUPPORTED']);
     expect(warnings[0]!.message).to.match(/HTTP connections are not handed over at upgrades, they drain/);
+  });
+
+  it('peerGone: true once the new process is gone, even while the end of its socket is not read (a pool worker reports it at once)', async () => {
+    // The new process's end of the socket stays open here: only /proc can say it is gone.
+    const [a, b] = native().seqpacketPair() as [number, number];
+    const incoming = new IncomingConnections(new EventEmitter<UpgraderEvents>(), () => undefined, 1000, true);
+    const stopReceiving = receiveHandover(b, [], incoming, () => undefined);
+    r.defer(() => stopReceiving());
+    const peer = spawn('sleep', ['60'], { stdio: 'ignore' });
+    r.defer(() => peer.kill('SIGKILL'));
+    const sender = await HandoverSender.start({ fd: a, pid: peer.pid!, drain: new Drain([], { idleConnections: 'drain' }), events: new EventEmitter(), warn: () => undefined, heldTimeoutMs: 2000 });
+    r.defer(() => sender?.close());
+    expect(sender!.peerGone, 'the new process runs').to.equal(false);
+    peer.kill('SIGKILL');
+    await once(peer, 'exit');
+    expect(sender!.peerGone, 'the new process is gone').to.equal(true);
+    expect(sender!.active, 'its end of the socket is still open').to.equal(true);
   });
 
   it('HTTP connections pass by themselves from plain http servers only: not https (TLS), not http2', () => {

@@ -118,3 +118,13 @@ export function serving(service: ServiceDir): number[] {
   const pids = new Set(service.events().filter((e) => e.startsWith('start ')).map((e) => Number(e.split(' ')[1])));
   return [...pids].filter(alive);
 }
+
+/** The client ports the processes `pids` reported passed (their 'passed' events, logged by the service). */
+export function passedBy(service: ServiceDir, pids: readonly number[]): Set<number> {
+  return new Set(
+    service
+      .events()
+      .filter((e) => e.startsWith('passed-') && pids.includes(Number(e.split(' ')[1])))
+      .map((e) => Number(e.split(' ')[0]!.split('-')[2])),
+  );
+}

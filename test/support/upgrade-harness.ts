@@ -40,7 +40,7 @@ export interface ServiceDir {
   /** The line service's unix socket, with `lines: 'unix'`. */
   linesPath: string | undefined;
   /** Writes version.json: what the next process started will be. */
-  deploy(version: string, behavior?: 'ok' | 'crash' | 'hang' | 'stubborn' | 'no-handover'): void;
+  deploy(version: string, behavior?: 'ok' | 'crash' | 'hang' | 'stubborn' | 'no-handover' | 'no-worker-handover'): void;
   /** The `EVENT PID VERSION` lines so far. */
   events(): string[];
 }

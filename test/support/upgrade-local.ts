@@ -73,6 +73,7 @@ export class LocalServices {
   messages: Messages | undefined;
   readonly children: ChildProcess[] = [];
   readonly pids = new Set<number>();
+  readonly #services: ServiceDir[] = [];
 
   setUp(): void {
     this.dir = mkdtempSync(join(tmpdir(), 'sd-activate-'));
@@ -80,6 +81,8 @@ export class LocalServices {
 
   tearDown(): void {
     for (const child of this.children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    // Every process the services logged: the workers of a pool too, which no test started itself.
+    for (const service of this.#services.splice(0)) for (const e of service.events()) if (e.startsWith('start ')) this.pids.add(Number(e.split(' ')[1]));
     for (const pid of this.pids) {
       try {
         process.kill(pid, 'SIGKILL');
@@ -96,6 +99,7 @@ export class LocalServices {
   /** Starts the service as a service manager would, without sockets: it opens and stores its own. */
   async start(config: ServiceConfig, env: Record<string, string | undefined> = {}): Promise<Started> {
     const service = await prepareService(this.dir, config);
+    this.#services.push(service);
     this.messages = new Messages();
     const childEnv: NodeJS.ProcessEnv = { ...process.env, NOTIFY_SOCKET: this.messages.address };
     delete childEnv.INVOCATION_ID;
