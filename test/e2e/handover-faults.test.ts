@@ -1,12 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { expect } from 'chai';
 import { accounting, KeepAliveClient, LineClient, WsClient, type LongLivedClient } from '../support/long-lived.js';
-import { passedBy, serving, underRun, underSystemd, until, type Managed } from '../support/managed-service.js';
+import { managedSuite, passedBy, serving, until } from '../support/managed-service.js';
 import { httpGet } from '../support/network.js';
-import { SystemdManager } from '../support/systemd-manager.js';
 import { alive, prepareService, sleep } from '../support/upgrade-harness.js';
 
 /*
@@ -31,40 +27,19 @@ for (const manager of ['systemd', 'run'] as const) {
   describe(`connection hand-over faults under ${manager === 'systemd' ? 'systemd (user manager)' : '`sd-activate run`'}, long-lived clients`, function () {
     this.timeout(90_000);
     const id = randomBytes(4).toString('hex');
-    let systemd: SystemdManager | undefined;
-    let dir: string;
-    let current: { managed?: Managed; clients: LongLivedClient[] } = { clients: [] };
-
-    before(async function () {
-      this.timeout(60_000);
-      dir = mkdtempSync(join(tmpdir(), 'sd-activate-handover-faults-'));
-      if (manager === 'systemd') systemd = await SystemdManager.start();
-    });
-
-    afterEach(async function () {
-      this.timeout(30_000);
-      for (const client of current.clients) client.close();
-      await current.managed?.stop();
-      current = { clients: [] };
-    });
-
-    after(async function () {
-      await systemd?.stop();
-      if (dir) rmSync(dir, { recursive: true, force: true });
-    });
+    const suite = managedSuite(manager, 'sd-activate-handover-faults');
 
     for (const phase of PHASES) {
       const newDies = phase.startsWith('new:');
       it(`SIGKILL at ${phase}: ${newDies ? 'the old process serves on with every connection it had not passed' : 'the service restarts'}; one process serves, no message answered twice`, async function () {
-        const service = await prepareService(dir, { mode: 'store', lines: true, ws: 'plain', readyTimeoutMs: 10_000, stopTimeoutMs: 3000 });
+        const service = await prepareService(suite.dir, { mode: 'store', lines: true, ws: 'plain', readyTimeoutMs: 10_000, stopTimeoutMs: 3000 });
         const options = {
           name: `sdact-hfault-${id}-${phase.replace(':', '-')}`,
           restart: 'always',
           env: { SD_ACTIVATE_FAULT: phase },
           listen: [`web=tcp:127.0.0.1:${service.webPort}`, `udp=udp:127.0.0.1:${service.udpPort}`, `lines=tcp:127.0.0.1:${service.linesPort}`],
         };
-        const managed = manager === 'systemd' ? await underSystemd(systemd!, service, options) : await underRun(service, options);
-        current.managed = managed;
+        const managed = await suite.start(service, options);
         const first = await managed.mainPid();
         const clients: LongLivedClient[] = [
           ...[1, 2, 3].map((i) => new LineClient(`raw ${i}`, service.linesPort, 100)),
@@ -72,7 +47,7 @@ for (const manager of ['systemd', 'run'] as const) {
           ...[1, 2, 3].map((i) => new KeepAliveClient(`http ${i}`, service.webPort, 100)),
           new KeepAliveClient('http /slow', service.webPort, 600, '/slow'),
         ];
-        current.clients = clients;
+        for (const client of clients) suite.afterTest(() => client.close());
         const explain = (): string => `${clients.map((c) => `\n${c.name} (port ${c.localPort}): ${c.answers.length} answers, failure: ${c.failure}`).join('')}${managed.explain()}`;
         await until(() => clients.every((c) => c.answers.some((a) => a.pid === first)), 10_000, () => `first answers${explain()}`);
 

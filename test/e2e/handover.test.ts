@@ -1,12 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { expect } from 'chai';
 import { accounting, CurlClient, KeepAliveClient, LineClient, WsClient, type LongLivedClient } from '../support/long-lived.js';
-import { serving, underRun, underSystemd, until, type Managed } from '../support/managed-service.js';
+import { managedSuite, serving, until } from '../support/managed-service.js';
 import { answeredByPool, poolOf } from '../support/pools.js';
-import { SystemdManager } from '../support/systemd-manager.js';
 import { alive, prepareService, upgradeOnce, type UpgradeStep } from '../support/upgrade-harness.js';
 
 /*
@@ -28,47 +24,25 @@ for (const manager of ['systemd', 'run'] as const) {
   describe(`connection hand-over under ${manager === 'systemd' ? 'systemd (user manager)' : '`sd-activate run`'}`, function () {
     this.timeout(180_000);
     const id = randomBytes(4).toString('hex');
-    let systemd: SystemdManager | undefined;
-    let dir: string;
-    let managed: Managed | undefined;
-    const clients: LongLivedClient[] = [];
-
-    before(async function () {
-      this.timeout(60_000);
-      dir = mkdtempSync(join(tmpdir(), 'sd-activate-handover-'));
-      if (manager === 'systemd') systemd = await SystemdManager.start();
-    });
-
-    afterEach(async function () {
-      this.timeout(30_000);
-      for (const client of clients.splice(0)) client.close();
-      await managed?.stop();
-      managed = undefined;
-    });
-
-    after(async function () {
-      this.timeout(30_000);
-      await systemd?.stop();
-      if (dir) rmSync(dir, { recursive: true, force: true });
-    });
+    const suite = managedSuite(manager, 'sd-activate-handover');
 
     for (const workers of [0, 2]) {
       const what = workers ? `a pool of ${workers} workers` : 'the service alone';
       it(`${what}: a raw TCP client, a WebSocket client and two HTTP keep-alive clients stay on their one connection across ${UPGRADES} upgrades, each message answered once, by ${workers ? 'a worker of the new pool' : 'the new version'} after each`, async function () {
-        const service = await prepareService(dir, { mode: 'store', lines: true, ws: 'plain', stopTimeoutMs: 5000, ...(workers ? { workers } : {}) });
+        const service = await prepareService(suite.dir, { mode: 'store', lines: true, ws: 'plain', stopTimeoutMs: 5000, ...(workers ? { workers } : {}) });
         const options = {
           name: `sdact-handover-${id}-${workers}`,
           listen: [`web=tcp:127.0.0.1:${service.webPort}`, `udp=udp:127.0.0.1:${service.udpPort}`, `lines=tcp:127.0.0.1:${service.linesPort}`],
         };
-        managed = manager === 'systemd' ? await underSystemd(systemd!, service, options) : await underRun(service, options);
-        const m = managed;
+        const m = await suite.start(service, options);
         const first = await m.mainPid();
         expect(first, m.explain()).to.be.above(0);
         const lines = new LineClient('raw TCP', service.linesPort, INTERVAL_MS);
         const ws = new WsClient('WebSocket', service.webPort, INTERVAL_MS);
         const http = new KeepAliveClient('http keep-alive', service.webPort, INTERVAL_MS);
         const curl = new CurlClient('curl', service.webPort, 1000 / INTERVAL_MS, 100_000);
-        clients.push(lines, ws, http, curl);
+        const clients: LongLivedClient[] = [lines, ws, http, curl];
+        for (const client of clients) suite.afterTest(() => client.close());
         const explain = (): string => `${clients.map((c) => `\n${c.name}: ${c.answers.length} answers, failure: ${c.failure}`).join('')}${m.explain()}`;
         // Who serves a version: its process alone, or the workers of its pool (never the primary).
         const servers = (pid: number, version: string): number[] => (workers ? poolOf(service, version) : [pid]);

@@ -1,13 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { expect } from 'chai';
 import { accounting, KeepAliveClient, LineClient, WsClient, type LongLivedClient } from '../support/long-lived.js';
-import { passedBy, serving, underRun, underSystemd, until, type Managed } from '../support/managed-service.js';
+import { managedSuite, passedBy, serving, until } from '../support/managed-service.js';
 import { httpGet } from '../support/network.js';
 import { poolOf } from '../support/pools.js';
-import { SystemdManager } from '../support/systemd-manager.js';
 import { alive, prepareService, sleep, type ServiceDir } from '../support/upgrade-harness.js';
 
 /*
@@ -63,31 +59,11 @@ for (const manager of ['systemd', 'run'] as const) {
   describe(`worker pool hand-over faults under ${manager === 'systemd' ? 'systemd (user manager)' : '`sd-activate run`'}, long-lived clients`, function () {
     this.timeout(90_000);
     const id = randomBytes(4).toString('hex');
-    let systemd: SystemdManager | undefined;
-    let dir: string;
-    let current: { managed?: Managed; clients: LongLivedClient[] } = { clients: [] };
-
-    before(async function () {
-      this.timeout(60_000);
-      dir = mkdtempSync(join(tmpdir(), 'sd-activate-pool-faults-'));
-      if (manager === 'systemd') systemd = await SystemdManager.start();
-    });
-
-    afterEach(async function () {
-      this.timeout(30_000);
-      for (const client of current.clients) client.close();
-      await current.managed?.stop();
-      current = { clients: [] };
-    });
-
-    after(async function () {
-      await systemd?.stop();
-      if (dir) rmSync(dir, { recursive: true, force: true });
-    });
+    const suite = managedSuite(manager, 'sd-activate-pool-faults');
 
     for (const { phase, victim } of CASES) {
       it(`SIGKILL of ${victim} at ${phase}: ${OUTCOME[victim]}; one pool serves, no message answered twice`, async function () {
-        const service = await prepareService(dir, { mode: 'store', lines: true, ws: 'plain', workers: 2, readyTimeoutMs: 10_000, stopTimeoutMs: 3000 });
+        const service = await prepareService(suite.dir, { mode: 'store', lines: true, ws: 'plain', workers: 2, readyTimeoutMs: 10_000, stopTimeoutMs: 3000 });
         const options = {
           name: `sdact-pfault-${id}-${phase.replace(':', '-')}`,
           restart: 'always',
@@ -95,8 +71,7 @@ for (const manager of ['systemd', 'run'] as const) {
           env: { SD_ACTIVATE_FAULT: phase, ...(victim === 'an old worker' ? { FAULT_WORKER: '0' } : {}) },
           listen: [`web=tcp:127.0.0.1:${service.webPort}`, `udp=udp:127.0.0.1:${service.udpPort}`, `lines=tcp:127.0.0.1:${service.linesPort}`],
         };
-        const managed = manager === 'systemd' ? await underSystemd(systemd!, service, options) : await underRun(service, options);
-        current.managed = managed;
+        const managed = await suite.start(service, options);
         const first = await managed.mainPid();
         // Enough connections for both old workers to hold some.
         const clients: LongLivedClient[] = [
@@ -105,7 +80,7 @@ for (const manager of ['systemd', 'run'] as const) {
           ...[1, 2, 3, 4].map((i) => new KeepAliveClient(`http ${i}`, service.webPort, 100)),
           new KeepAliveClient('http /slow', service.webPort, 600, '/slow'),
         ];
-        current.clients = clients;
+        for (const client of clients) suite.afterTest(() => client.close());
         const explain = (): string => `${clients.map((c) => `\n${c.name} (port ${c.localPort}): ${c.answers.length} answers, failure: ${c.failure}`).join('')}${managed.explain()}`;
         await until(() => clients.every((c) => c.answers.length > 0), 10_000, () => `first answers${explain()}`);
         const oldWorkers = poolOf(service, 'v1');

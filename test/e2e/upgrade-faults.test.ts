@@ -1,12 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { expect } from 'chai';
 import { httpGet } from '../support/network.js';
 import { LoadRun, summarize, type LoadResult } from '../support/load.js';
-import { SystemdManager } from '../support/systemd-manager.js';
-import { serving, underRun, underSystemd, until, type Managed } from '../support/managed-service.js';
+import { managedSuite, serving, until, type Managed } from '../support/managed-service.js';
 import { alive, loadPlan, prepareService, sleep, type ServiceDir } from '../support/upgrade-harness.js';
 
 /*
@@ -49,27 +45,7 @@ for (const manager of ['systemd', 'run'] as const) {
   describe(`upgrade faults under ${manager === 'systemd' ? 'systemd (user manager)' : '`sd-activate run`'}, under load`, function () {
     this.timeout(60_000);
     const id = randomBytes(4).toString('hex');
-    let systemd: SystemdManager | undefined;
-    let dir: string;
-    let current: { load?: LoadRun; managed?: Managed } = {};
-
-    before(async function () {
-      this.timeout(60_000);
-      dir = mkdtempSync(join(tmpdir(), 'sd-activate-faults-'));
-      if (manager === 'systemd') systemd = await SystemdManager.start();
-    });
-
-    afterEach(async function () {
-      this.timeout(30_000);
-      current.load?.kill();
-      await current.managed?.stop();
-      current = {};
-    });
-
-    after(async function () {
-      await systemd?.stop();
-      if (dir) rmSync(dir, { recursive: true, force: true });
-    });
+    const suite = managedSuite(manager, 'sd-activate-faults');
 
     function managedService(service: ServiceDir, name: string, restart: string, phase: Phase): Promise<Managed> {
       const options = {
@@ -78,19 +54,18 @@ for (const manager of ['systemd', 'run'] as const) {
         env: { SD_ACTIVATE_FAULT: phase },
         listen: [`web=tcp:127.0.0.1:${service.webPort}`, `udp=udp:127.0.0.1:${service.udpPort}`],
       };
-      return manager === 'systemd' ? underSystemd(systemd!, service, options) : underRun(service, options);
+      return suite.start(service, options);
     }
 
     for (const restart of ['always', 'on-failure']) {
       for (const phase of PHASES) {
         it(`SIGKILL at ${phase}, Restart=${restart}: serves on, one main process, nothing lost but what the killed process held`, async function () {
-          const service = await prepareService(dir, { mode: 'store', readyTimeoutMs: 10_000, stopTimeoutMs: 2000 });
+          const service = await prepareService(suite.dir, { mode: 'store', readyTimeoutMs: 10_000, stopTimeoutMs: 2000 });
           const managed = await managedService(service, `${restart}-${phase.replace(':', '-')}`, restart, phase);
-          current.managed = managed;
           const first = await managed.mainPid();
           expect(first, managed.explain()).to.be.above(0);
           const load = await LoadRun.start(loadPlan(service, RATES, 45_000));
-          current.load = load;
+          suite.afterTest(() => load.kill());
           await sleep(1000);
 
           service.deploy('v2');
@@ -124,7 +99,6 @@ for (const manager of ['systemd', 'run'] as const) {
           );
           await sleep(1500);
           const result = await load.stop();
-          current.load = undefined;
           const summary = summarize(result);
           expect(summary.refused, `refused connections${managed.explain()}`).to.equal(0);
           expect(failuresOutside(result, deathAt), `failures not held by the killed process${managed.explain()}`).to.deep.equal({ http: [], datagrams: [] });
@@ -136,9 +110,8 @@ for (const manager of ['systemd', 'run'] as const) {
     }
 
     it('an upgrade asked for while a rollback waits for a new version that ignores SIGTERM runs next, with the version on disk then', async function () {
-      const service = await prepareService(dir, { mode: 'store', readyTimeoutMs: 700, stopTimeoutMs: 1500 });
+      const service = await prepareService(suite.dir, { mode: 'store', readyTimeoutMs: 700, stopTimeoutMs: 1500 });
       const managed = await managedService(service, 'queued', 'always', 'new:none' as Phase);
-      current.managed = managed;
       const first = await managed.mainPid();
       service.deploy('v2', 'stubborn');
       await managed.reload();

@@ -1,6 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CLI } from './cli-bin.js';
-import type { SystemdManager } from './systemd-manager.js';
+import { SystemdManager } from './systemd-manager.js';
 import { alive, serviceOutput, serviceUnit, sleep, UPGRADE_SERVICE, type ServiceDir } from './upgrade-harness.js';
 
 /*
@@ -127,4 +130,55 @@ export function passedBy(service: ServiceDir, pids: readonly number[]): Set<numb
       .filter((e) => e.startsWith('passed-') && pids.includes(Number(e.split(' ')[1])))
       .map((e) => Number(e.split(' ')[0]!.split('-')[2])),
   );
+}
+
+/** What the tests of one describe() share: its manager, a temp dir, and each test's service and clients. */
+export interface ManagedSuite {
+  /** The suite's temp dir (from its before() on). */
+  readonly dir: string;
+  /** Starts `service` under the suite's manager; it is stopped after the test. */
+  start(service: ServiceDir, options: ManagedOptions): Promise<Managed>;
+  /** Runs `release` after the test, before its service is stopped (closes clients, kills a load). */
+  afterTest(release: () => void): void;
+}
+
+/**
+ * Registers the hooks of a describe() whose tests each start a service under `manager`: a real
+ * systemd user manager for the whole suite (none for `sd-activate run`), a temp dir named after
+ * `prefix`, and after each test its clients released and its service stopped.
+ */
+export function managedSuite(manager: 'systemd' | 'run', prefix: string): ManagedSuite {
+  let systemd: SystemdManager | undefined;
+  let dir: string | undefined;
+  let managed: Managed | undefined;
+  const releases: Array<() => void> = [];
+  before(async function () {
+    this.timeout(60_000);
+    dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
+    if (manager === 'systemd') systemd = await SystemdManager.start();
+  });
+  afterEach(async function () {
+    this.timeout(30_000);
+    for (const release of releases.splice(0)) release();
+    await managed?.stop();
+    managed = undefined;
+  });
+  after(async function () {
+    this.timeout(30_000);
+    await systemd?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+  return {
+    get dir() {
+      if (!dir) throw new Error('no temp dir yet (used outside a test?)');
+      return dir;
+    },
+    async start(service, options) {
+      managed = manager === 'systemd' ? await underSystemd(systemd!, service, options) : await underRun(service, options);
+      return managed;
+    },
+    afterTest(release) {
+      releases.push(release);
+    },
+  };
 }
